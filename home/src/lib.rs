@@ -1,0 +1,1 @@
+//! CometBFT home generation: keys, genesis and config.toml (not written yet).

@@ -1,0 +1,99 @@
+//! Bearer-token authentication: a token maps to an actor `{id, role}`.
+//!
+//! The token file holds only SHA-256 hashes of tokens (a Kubernetes Secret in a cluster):
+//! `{"tokens": [{"sha256": "<hex>", "actor": {"id": "op-1", "role": "operator"}}]}`.
+
+use std::{collections::BTreeMap, path::Path};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    crypto::sha256,
+    registry::{Actor, Role},
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// Hex SHA-256 of the token.
+    pub sha256: String,
+    pub actor: Actor,
+}
+
+impl TokenEntry {
+    pub fn for_token(token: &str, actor: Actor) -> Self {
+        Self { sha256: hex::encode(sha256(token.as_bytes())), actor }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenFile {
+    pub tokens: Vec<TokenEntry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("cannot read token file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("token file {path} is not valid: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// Resolves bearer tokens to actors.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    by_hash: BTreeMap<[u8; 32], Actor>,
+}
+
+impl Authenticator {
+    pub fn from_file(path: &Path) -> Result<Self, AuthConfigError> {
+        let shown = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|source| AuthConfigError::Read { path: shown.clone(), source })?;
+        let file: TokenFile = serde_json::from_str(&text)
+            .map_err(|e| AuthConfigError::Invalid { path: shown.clone(), message: e.to_string() })?;
+        Self::new(&file).map_err(|message| AuthConfigError::Invalid { path: shown, message })
+    }
+
+    pub fn new(file: &TokenFile) -> Result<Self, String> {
+        let mut by_hash = BTreeMap::new();
+        for (i, entry) in file.tokens.iter().enumerate() {
+            let hash: [u8; 32] = hex::decode(&entry.sha256)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| format!("tokens[{i}].sha256 must be 64 hex characters"))?;
+            if entry.actor.role == Role::Node {
+                return Err(format!("tokens[{i}]: the 'node' role cannot be given to a token"));
+            }
+            if entry.actor.id.is_empty() {
+                return Err(format!("tokens[{i}]: actor id is empty"));
+            }
+            if by_hash.insert(hash, entry.actor.clone()).is_some() {
+                return Err(format!("tokens[{i}]: the same token appears twice"));
+            }
+        }
+        Ok(Self { by_hash })
+    }
+
+    /// The actor of a bearer token, if it is known.
+    pub fn authenticate(&self, token: &str) -> Option<&Actor> {
+        self.by_hash.get(&sha256(token.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_resolve_by_hash_and_node_role_is_refused() {
+        let actor = Actor { id: "op-1".into(), role: Role::Operator };
+        let file = TokenFile { tokens: vec![TokenEntry::for_token("secret", actor.clone())] };
+        let auth = Authenticator::new(&file).unwrap();
+        assert_eq!(auth.authenticate("secret"), Some(&actor));
+        assert_eq!(auth.authenticate("Secret"), None);
+        let node = TokenFile { tokens: vec![TokenEntry::for_token("x", Actor { id: "n".into(), role: Role::Node })] };
+        assert!(Authenticator::new(&node).unwrap_err().contains("node"));
+    }
+}

@@ -1,0 +1,251 @@
+//! `/v1/sessions`: start and list sessions, read one, and every session step.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{Path, State},
+    http::{StatusCode, Uri},
+    response::IntoResponse,
+    Json,
+};
+use serde_json::{json, Value};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    extract::{Authenticated, JsonObject},
+    ApiError, ApiState, ErrorBody, WriteReply,
+};
+use crate::{
+    l2::CommitOutcome,
+    registry::{ids, Actor, Role},
+    store::{keys, StateView},
+    supply_chain::model::{Empty, Label, QualityCheck, RegisterPackage, Scan, SessionRecord, StartSession, Validate},
+};
+
+pub(super) fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_session, list_sessions))
+        .routes(routes!(get_session))
+        .routes(routes!(register_package))
+        .routes(routes!(scan))
+        .routes(routes!(validate))
+        .routes(routes!(qc))
+        .routes(routes!(label))
+        .routes(routes!(commit))
+        .routes(routes!(abort))
+}
+
+/// Runs a write through the origin and answers `{data, meta}` with the handler's status.
+async fn write(state: &ApiState, actor: &Actor, uri: &Uri, body: Value) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let outcome = state.origin().write(actor, "POST", uri.path(), body).await?;
+    let status = StatusCode::from_u16(outcome.response.status).unwrap_or(StatusCode::OK);
+    Ok((status, Json(json!({"data": outcome.response.body, "meta": outcome.meta}))))
+}
+
+/// Start a session (`supplier` or `warehouse`); the caller becomes its owner.
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = StartSession,
+    responses((status = 201, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn start_session(
+    State(state): State<ApiState>,
+    Authenticated(actor): Authenticated,
+    uri: Uri,
+    JsonObject(body): JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    write(&state, &actor, &uri, body).await
+}
+
+/// Register a signed package (supplier sessions).
+#[utoipa::path(post, path = "/v1/sessions/{id}/register_package", tag = "supplier", request_body = RegisterPackage,
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 201, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn register_package(
+    State(state): State<ApiState>,
+    Authenticated(actor): Authenticated,
+    uri: Uri,
+    JsonObject(body): JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    write(&state, &actor, &uri, body).await
+}
+
+/// Scan a committed package and claim it for this session (warehouse sessions).
+#[utoipa::path(post, path = "/v1/sessions/{id}/scan", tag = "warehouse", request_body = Scan,
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn scan(
+    State(state): State<ApiState>,
+    Authenticated(actor): Authenticated,
+    uri: Uri,
+    JsonObject(body): JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    write(&state, &actor, &uri, body).await
+}
+
+/// Verify the supplier's signature presented with the package.
+#[utoipa::path(post, path = "/v1/sessions/{id}/validate", tag = "warehouse", request_body = Validate,
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn validate(
+    State(state): State<ApiState>,
+    Authenticated(actor): Authenticated,
+    uri: Uri,
+    JsonObject(body): JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    write(&state, &actor, &uri, body).await
+}
+
+/// Record the quality check; a failed check leaves only `abort`.
+#[utoipa::path(post, path = "/v1/sessions/{id}/qc", tag = "warehouse", request_body = QualityCheck,
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn qc(
+    State(state): State<ApiState>,
+    Authenticated(actor): Authenticated,
+    uri: Uri,
+    JsonObject(body): JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    write(&state, &actor, &uri, body).await
+}
+
+/// Label the package for a courier (requires a passed quality check).
+#[utoipa::path(post, path = "/v1/sessions/{id}/label", tag = "warehouse", request_body = Label,
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn label(
+    State(state): State<ApiState>,
+    Authenticated(actor): Authenticated,
+    uri: Uri,
+    JsonObject(body): JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    write(&state, &actor, &uri, body).await
+}
+
+/// Abort an open session, releasing what it holds.
+#[utoipa::path(post, path = "/v1/sessions/{id}/abort", tag = "sessions", request_body = Empty,
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn abort(
+    State(state): State<ApiState>,
+    Authenticated(actor): Authenticated,
+    uri: Uri,
+    JsonObject(body): JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    write(&state, &actor, &uri, body).await
+}
+
+/// Commit the session to L1: 200 with the receipt once L1 has it; 202 while L1 does not answer
+/// (the node keeps retrying; poll the session); 422 when L1 rejects it.
+#[utoipa::path(post, path = "/v1/sessions/{id}/commit", tag = "sessions", request_body = Empty,
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = WriteReply), (status = 202, body = WriteReply),
+        (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn commit(
+    State(state): State<ApiState>,
+    Authenticated(actor): Authenticated,
+    uri: Uri,
+    JsonObject(body): JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    let started = Instant::now();
+    let outcome = state.origin().write(&actor, "POST", uri.path(), body).await?;
+    let session_id = outcome.session_id.clone().unwrap_or_default();
+    let mut meta = serde_json::to_value(&outcome.meta).expect("meta serializes");
+    let Some(committer) = state.committer() else {
+        // No committer: this node's own chain is final (direct-L1 mode).
+        return Ok((StatusCode::OK, Json(json!({"data": outcome.response.body, "meta": meta}))));
+    };
+    let result = committer.commit(&session_id).await?;
+    meta["duration_ms"] = json!(started.elapsed().as_secs_f64() * 1e3);
+    match result {
+        CommitOutcome::Committed(receipt) => Ok((
+            StatusCode::OK,
+            Json(json!({
+                "data": {"session_id": session_id, "status": "committed", "receipt": receipt},
+                "meta": meta,
+            })),
+        )),
+        CommitOutcome::Rejected { reason } => {
+            Err(ApiError::new(422, "commit_rejected", format!("L1 rejected the session: {reason}"))
+                .with("session_id", session_id))
+        }
+        CommitOutcome::Pending { reason } => {
+            committer.spawn_retry(session_id.clone());
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({
+                    "data": {
+                        "session_id": session_id,
+                        "status": "committing",
+                        "reason": reason,
+                        "poll": format!("/v1/sessions/{session_id}"),
+                    },
+                    "meta": meta,
+                })),
+            ))
+        }
+    }
+}
+
+/// List sessions: your own; every session for `admin` and `auditor`.
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
+    responses((status = 200, description = "`{data: [session]}`"), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn list_sessions(
+    State(state): State<ApiState>,
+    Authenticated(actor): Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    let snapshot = state.origin().chain().snapshot()?;
+    let sessions: Vec<SessionRecord> = if sees_everything(&actor) {
+        snapshot
+            .scan_prefix(&keys::session_prefix())?
+            .values()
+            .filter_map(|bytes| serde_json::from_slice(bytes).ok())
+            .collect()
+    } else {
+        let prefix = keys::session_by_owner_prefix(&actor.id);
+        let mut out = Vec::new();
+        for key in snapshot.scan_prefix(&prefix)?.keys() {
+            let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            if let Some(bytes) = snapshot.get(&keys::session(&id))? {
+                out.extend(serde_json::from_slice::<SessionRecord>(&bytes).ok());
+            }
+        }
+        out
+    };
+    let height = snapshot.last_block()?.height;
+    Ok(Json(json!({"data": sessions, "meta": {"height": height, "count": sessions.len()}})))
+}
+
+/// Read a session (its owner, `admin` or `auditor`).
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = SessionRecord), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn get_session(
+    State(state): State<ApiState>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    ids::check("id", &id)?;
+    let snapshot = state.origin().chain().snapshot()?;
+    let bytes =
+        snapshot.get(&keys::session(&id))?.ok_or_else(|| crate::registry::AppError::not_found("session", &id))?;
+    let session: SessionRecord =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::new(500, "internal", e.to_string()))?;
+    if session.owner != actor.id && !sees_everything(&actor) {
+        return Err(ApiError::new(403, "forbidden", "only the session's owner, admins and auditors may read it"));
+    }
+    let height = snapshot.last_block()?.height;
+    let expected_step = session.expected_step();
+    Ok(Json(json!({"data": session, "meta": {"height": height, "expected_step": expected_step}})))
+}
+
+fn sees_everything(actor: &Actor) -> bool {
+    matches!(actor.role, Role::Admin | Role::Auditor)
+}

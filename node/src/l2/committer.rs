@@ -1,0 +1,187 @@
+//! The committer: builds a session's bundle from replicated L2 state, signs it with the L2 commit
+//! key, submits it to L1 and records L1's answer on L2 as an internal op.
+//!
+//! Any L2 node can do this for any session: the bundle is rebuilt from replicated state and
+//! signatures are deterministic, so a retry by another node submits the very same bytes and L1
+//! answers it idempotently. While L1 does not answer, the session stays pending and is retried
+//! with backoff; nothing acknowledged is lost.
+
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use crate::{
+    app::{
+        self,
+        tx::{Bundle, SignedBundle, Tx},
+        CommitRecord, Receipt, TxCode,
+    },
+    chain::{BoxFuture, SubmitError},
+    crypto::SigningKey,
+    local_chain::LocalChain,
+    origin::{Origin, WriteError},
+    registry::{Actor, Role, RouteKind},
+};
+
+/// Why L1 did not commit a bundle.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum L1Error {
+    /// L1 answered and refused the bundle: final.
+    #[error("L1 rejected the bundle ({}): {log}", code.name())]
+    Rejected { code: TxCode, log: String },
+    /// No L1 answer: try again later.
+    #[error("L1 unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Submits bundles to L1 and returns the receipt once the bundle is final there.
+pub trait L1Client: Send + Sync + 'static {
+    fn submit_bundle(&self, bundle: SignedBundle) -> BoxFuture<'_, Result<Receipt, L1Error>>;
+}
+
+/// An L1 that is an in-process chain (tests and the single-process dev mode).
+pub struct LocalL1(pub Arc<LocalChain>);
+
+impl L1Client for LocalL1 {
+    fn submit_bundle(&self, bundle: SignedBundle) -> BoxFuture<'_, Result<Receipt, L1Error>> {
+        Box::pin(async move {
+            use crate::chain::Chain;
+            match self.0.submit(Tx::Bundle(bundle).encode()).await {
+                Ok(finalized) => finalized
+                    .ledger
+                    .map(|entry| Receipt::committed(self.0.chain_id(), &entry))
+                    .ok_or_else(|| L1Error::Unavailable("L1 applied the bundle without a ledger entry".into())),
+                Err(SubmitError::Refused { code, log }) => Err(L1Error::Rejected { code, log }),
+                Err(other) => Err(L1Error::Unavailable(other.to_string())),
+            }
+        })
+    }
+}
+
+/// Where a commit stands after one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed(Receipt),
+    Rejected {
+        reason: String,
+    },
+    /// L1 did not answer yet; the session stays committing and is retried in the background.
+    Pending {
+        reason: String,
+    },
+}
+
+pub struct Committer {
+    origin: Arc<Origin>,
+    l1: Arc<dyn L1Client>,
+    commit_key: SigningKey,
+    attempt_timeout: Duration,
+    max_backoff: Duration,
+    /// Sessions with a background retry running, so each has at most one.
+    retrying: Mutex<BTreeSet<String>>,
+}
+
+impl Committer {
+    pub fn new(origin: Arc<Origin>, l1: Arc<dyn L1Client>, commit_key: SigningKey, attempt_timeout: Duration) -> Self {
+        Self {
+            origin,
+            l1,
+            commit_key,
+            attempt_timeout,
+            max_backoff: Duration::from_secs(30),
+            retrying: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// One attempt: bundle, submit, record. L1 being unreachable is `Pending`, not an error.
+    #[tracing::instrument(skip(self), fields(node = self.origin.node_id()))]
+    pub async fn commit(&self, session_id: &str) -> Result<CommitOutcome, WriteError> {
+        let snapshot = self.origin.chain().snapshot()?;
+        let ops = app::session_ops(&snapshot, session_id)?;
+        drop(snapshot);
+        if ops.is_empty() {
+            return Err(WriteError::Internal(format!("session '{session_id}' has no recorded ops")));
+        }
+        let bundle = Bundle::new(self.origin.chain().chain_id(), session_id, ops);
+        let signed = SignedBundle::sign(bundle, &self.commit_key);
+        let answer = match tokio::time::timeout(self.attempt_timeout, self.l1.submit_bundle(signed)).await {
+            Err(_) => Err(L1Error::Unavailable(format!("no answer within {:?}", self.attempt_timeout))),
+            Ok(answer) => answer,
+        };
+        let (record, outcome) = match answer {
+            Ok(receipt) => (
+                CommitRecord { committed: true, receipt: Some(receipt.clone()), reason: None },
+                CommitOutcome::Committed(receipt),
+            ),
+            Err(L1Error::Rejected { code, log }) => {
+                let reason = format!("{}: {log}", code.name());
+                (
+                    CommitRecord { committed: false, receipt: None, reason: Some(reason.clone()) },
+                    CommitOutcome::Rejected { reason },
+                )
+            }
+            Err(L1Error::Unavailable(reason)) => {
+                tracing::warn!(session_id, %reason, "L1 did not answer; the session stays committing");
+                return Ok(CommitOutcome::Pending { reason });
+            }
+        };
+        self.record(session_id, &record).await?;
+        Ok(outcome)
+    }
+
+    /// Records L1's answer on L2. Another node may have recorded it first, which is fine.
+    async fn record(&self, session_id: &str, record: &CommitRecord) -> Result<(), WriteError> {
+        let route = self
+            .origin
+            .registry()
+            .routes()
+            .iter()
+            .find(|r| r.kind == RouteKind::CommitRecorded)
+            .ok_or_else(|| WriteError::Internal("the service has no commit-recorded route".into()))?;
+        let path = route.pattern.render(&[("id".to_owned(), session_id.to_owned())].into_iter().collect());
+        let actor = Actor { id: self.origin.node_id().to_owned(), role: Role::Node };
+        let body = serde_json::to_value(record).expect("commit records serialize");
+        match self.origin.write(&actor, route.method, &path, body).await {
+            Ok(_) => Ok(()),
+            Err(WriteError::Refused(err)) if err.status == 409 => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Keeps trying to commit `session_id` in the background until L1 answers.
+    pub fn spawn_retry(self: &Arc<Self>, session_id: String) {
+        {
+            let mut retrying = self.retrying.lock().unwrap_or_else(|p| p.into_inner());
+            if !retrying.insert(session_id.clone()) {
+                return;
+            }
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                tokio::time::sleep(backoff).await;
+                match this.commit(&session_id).await {
+                    Ok(CommitOutcome::Pending { .. }) | Err(_) => {
+                        backoff = (backoff * 2).min(this.max_backoff);
+                    }
+                    Ok(_) => break,
+                }
+            }
+            this.retrying.lock().unwrap_or_else(|p| p.into_inner()).remove(&session_id);
+        });
+    }
+
+    /// Resumes every session left committing (after a crash or by another node).
+    pub fn resume_pending(self: &Arc<Self>) -> Result<usize, WriteError> {
+        let snapshot = self.origin.chain().snapshot()?;
+        let pending = app::pending_commits(&snapshot)?;
+        let count = pending.len();
+        for session_id in pending {
+            self.spawn_retry(session_id);
+        }
+        Ok(count)
+    }
+}

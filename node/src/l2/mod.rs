@@ -1,0 +1,6 @@
+//! Layer 2's commit path: turning a frozen session into a bundle, getting L1's answer, and
+//! recording it on L2.
+
+mod committer;
+
+pub use self::committer::{CommitOutcome, Committer, L1Client, L1Error, LocalL1};

@@ -1,0 +1,69 @@
+//! A whole two-layer network in one process: an L1 and an L2 chain on the in-process sequencer,
+//! one L2 node with its committer, and the demo reference data and tokens. It runs the real
+//! request model, handlers, bundles and HTTP API; only consensus is replaced (one node, one tx
+//! per block). Used by `bftws-node dev` and by tests.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use crate::{
+    app::App,
+    auth::Authenticator,
+    chain::Chain,
+    http::ApiState,
+    l2::{Committer, LocalL1},
+    local_chain::{LocalChain, LocalChainError},
+    origin::Origin,
+    registry::Layer,
+    store::Store,
+    supply_chain::{self, demo},
+};
+
+pub const L1_CHAIN_ID: &str = "bftws-local-l1";
+pub const L2_CHAIN_ID: &str = "bftws-local-l2";
+pub const L2_NODE_ID: &str = "l2-0";
+
+pub struct LocalNetwork {
+    pub l1: Arc<LocalChain>,
+    pub l2: Arc<LocalChain>,
+    pub origin: Arc<Origin>,
+    pub committer: Arc<Committer>,
+    pub api: ApiState,
+}
+
+impl LocalNetwork {
+    /// A network with demo data; state in files under `dir`, or in memory when `None`.
+    pub fn demo(dir: Option<&Path>) -> Result<Self, LocalChainError> {
+        let registry = Arc::new(supply_chain::registry());
+        let open = |name: &str| match dir {
+            Some(dir) => Store::open(&dir.join(name)),
+            None => Store::in_memory(),
+        };
+        let l1 = LocalChain::new(
+            App::new(registry.clone(), Layer::L1, L1_CHAIN_ID),
+            open("l1.redb")?,
+            &demo::app_state(&["l1-0"], Some(L2_CHAIN_ID)),
+        )?;
+        let l2 = LocalChain::new(
+            App::new(registry.clone(), Layer::L2, L2_CHAIN_ID),
+            open("l2.redb")?,
+            &demo::app_state(&[L2_NODE_ID], None),
+        )?;
+        let origin = Arc::new(Origin::new(
+            L2_NODE_ID,
+            Layer::L2,
+            demo::node_key(L2_NODE_ID),
+            registry,
+            l2.clone() as Arc<dyn Chain>,
+            Duration::from_secs(5),
+        ));
+        let committer = Arc::new(Committer::new(
+            origin.clone(),
+            Arc::new(LocalL1(l1.clone())),
+            demo::commit_key(),
+            Duration::from_secs(5),
+        ));
+        let auth = Authenticator::new(&demo::token_file()).expect("demo tokens are valid");
+        let api = ApiState::new(origin.clone(), Some(committer.clone()), auth);
+        Ok(Self { l1, l2, origin, committer, api })
+    }
+}

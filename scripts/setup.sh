@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs everything `make run` and `make test` need, pinned and cached under $HOME; safe to
+# run again (a warm run only checks).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: cargo (Rust >= 1.88) is required: install it with rustup" >&2
+  exit 1
+fi
+./scripts/install-cometbft.sh >/dev/null
