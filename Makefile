@@ -6,11 +6,21 @@ CARGO ?= cargo
 BFTWS_CACHE ?= $(HOME)/.cache/bftws
 export BFTWS_CACHE
 
-.PHONY: run test setup build lint fmt unit openapi check-generated clean
+.PHONY: run demo dev test setup build lint fmt unit openapi check-generated clean
 
-## run: set up, then run the local two-layer service and one full workflow
+BIN = "$${CARGO_TARGET_DIR:-target}/release/bftws-node"
+
+## run: set up, start a 4-1 devnet on real CometBFT, run one supplier and one warehouse session, keep serving
 run: setup build
-	"$${CARGO_TARGET_DIR:-target}/release/bftws-node" dev
+	$(BIN) devnet --l1 4 --l2 1 --demo
+
+## demo: the same as run, but stop the devnet and exit after the workflow (for scripts)
+demo: setup build
+	$(BIN) devnet --l1 4 --l2 1 --demo --exit-after-demo
+
+## dev: the whole service in one process on the in-process sequencer (no CometBFT)
+dev: build
+	$(BIN) dev
 
 ## test: set up, then lint, check generated files and run every test
 test: setup lint check-generated unit

@@ -42,4 +42,9 @@ pub trait Chain: Send + Sync + 'static {
 
     /// The chain id.
     fn chain_id(&self) -> &str;
+
+    /// `Ok` when this node can serve: its application is connected and its chain caught up.
+    fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }

@@ -8,16 +8,23 @@
 //! - [`l2`]: the commit path from L2 to L1.
 //! - [`http`]: the HTTP API.
 
+pub mod abci;
 pub mod app;
 pub mod auth;
 pub mod chain;
+pub mod cometbft;
+pub mod config;
 pub mod crypto;
+pub mod devnet;
 pub mod encoding;
 pub mod http;
+pub mod http_client;
 pub mod l2;
 pub mod local_chain;
 pub mod local_network;
+pub mod node_process;
 pub mod origin;
 pub mod registry;
 pub mod store;
 pub mod supply_chain;
+pub mod workflow;

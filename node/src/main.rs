@@ -2,7 +2,18 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
-use bftws_node::{http, local_network::LocalNetwork, supply_chain::demo};
+use std::time::Duration;
+
+use bftws_node::{
+    config::NodeConfig,
+    devnet::{Devnet, DevnetSpec},
+    http,
+    local_network::LocalNetwork,
+    node_process,
+    registry::Layer,
+    supply_chain::demo,
+    workflow::{SessionRun, WorkflowClient},
+};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -24,6 +35,39 @@ enum Command {
         /// Keep state in this directory (in memory when absent).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+    /// Run one node: the ABCI application for its CometBFT and the HTTP API.
+    Run {
+        /// The node's configuration file (JSON).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run a local two-layer network of real CometBFT processes on 127.0.0.1.
+    Devnet {
+        /// L1 validators.
+        #[arg(long, default_value_t = 4)]
+        l1: usize,
+        /// L2 replicas (validators + full nodes).
+        #[arg(long, default_value_t = 1)]
+        l2: usize,
+        /// L2 validators (the other L2 replicas are full nodes).
+        #[arg(long, default_value_t = 1)]
+        l2_validators: usize,
+        /// Where node homes, state and logs go (emptied first).
+        #[arg(long, default_value = ".devnet")]
+        dir: PathBuf,
+        /// First port; L1 nodes use ports from here, L2 nodes from here + 500.
+        #[arg(long, default_value_t = 26600)]
+        base_port: u16,
+        /// The cometbft binary.
+        #[arg(long, env = "BFTWS_COMETBFT")]
+        cometbft: Option<PathBuf>,
+        /// Run one supplier and one warehouse session once the network is ready.
+        #[arg(long)]
+        demo: bool,
+        /// Exit (stopping the network) after the demo instead of serving.
+        #[arg(long, requires = "demo")]
+        exit_after_demo: bool,
     },
     /// Print the OpenAPI document.
     Openapi,
@@ -50,6 +94,25 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             println!("{}", serde_json::to_string_pretty(&http::openapi())?);
             Ok(())
         }
+        Command::Run { config } => {
+            let config = NodeConfig::load(&config)?;
+            node_process::run(config, shutdown_signal()).await.map_err(|e| e as Box<dyn std::error::Error>)
+        }
+        Command::Devnet { l1, l2, l2_validators, dir, base_port, cometbft, demo, exit_after_demo } => {
+            if l2_validators == 0 || l2_validators > l2 {
+                return Err(format!("--l2-validators must be between 1 and --l2 ({l2})").into());
+            }
+            let cometbft = match cometbft {
+                Some(path) => path,
+                None => default_cometbft()?,
+            };
+            let mut spec = DevnetSpec::new(dir, std::env::current_exe()?, cometbft);
+            spec.l1_validators = l1;
+            spec.l2_validators = l2_validators;
+            spec.l2_full_nodes = l2 - l2_validators;
+            spec.base_port = base_port;
+            run_devnet(spec, demo, exit_after_demo).await
+        }
         Command::Dev { listen, data_dir } => {
             if let Some(dir) = &data_dir {
                 std::fs::create_dir_all(dir)?;
@@ -69,6 +132,78 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
     }
+}
+
+async fn run_devnet(spec: DevnetSpec, demo: bool, exit_after_demo: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let (l1, l2) = (spec.l1_validators, spec.l2_validators + spec.l2_full_nodes);
+    eprintln!(
+        "starting a devnet: {l1} L1 validators, {l2} L2 replicas ({} validators) in {}",
+        spec.l2_validators,
+        spec.dir.display()
+    );
+    let mut devnet = Devnet::create(spec)?;
+    let started = std::time::Instant::now();
+    tokio::select! {
+        ready = devnet.start_all(Duration::from_secs(120)) => ready?,
+        _ = shutdown_signal() => return Ok(()),
+    }
+    println!(
+        "devnet ready in {:.1} s (logs and homes under {})",
+        started.elapsed().as_secs_f64(),
+        devnet.dir().display()
+    );
+    println!("{:<6} {:<10} {:<28} CometBFT RPC", "node", "role", "API");
+    for node in devnet.nodes() {
+        let role = if node.is_validator { "validator" } else { "full node" };
+        println!("{:<6} {:<10} {:<28} {}", node.name, role, node.api_url, node.rpc_url);
+    }
+    println!("demo tokens (DEMO ONLY):");
+    for (token, actor) in demo::tokens() {
+        println!("  {token:<18} {} ({})", actor.id, actor.role.as_str());
+    }
+    if demo {
+        let api = devnet.layer(Layer::L2).next().map(|n| n.api_url.clone()).ok_or("no L2 node")?;
+        run_demo(&api).await?;
+        if exit_after_demo {
+            devnet.stop_all();
+            return Ok(());
+        }
+    }
+    println!("serving; Ctrl-C stops every node");
+    shutdown_signal().await;
+    eprintln!("stopping the devnet");
+    devnet.stop_all();
+    Ok(())
+}
+
+/// One supplier and one warehouse session against `api`, printing each step and the receipts.
+async fn run_demo(api: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let client = WorkflowClient::new(api, Duration::from_secs(30));
+    let package_id = format!("PKG-DEMO-{}", std::process::id());
+    let supplier = client.supplier_session("demo-sup-1", "sup-1", &package_id).await?;
+    print_session("supplier session", &supplier);
+    let warehouse = client.warehouse_session("demo-op-1", "sup-1", &package_id).await?;
+    print_session("warehouse session", &warehouse);
+    Ok(())
+}
+
+fn print_session(title: &str, run: &SessionRun) {
+    println!("{title} {}:", run.session_id);
+    for step in &run.steps {
+        println!(
+            "  {:<17} {:<3} {:>9.2} ms  height {:>5}  {}",
+            step.step, step.layer, step.latency_ms, step.block_height, step.endpoint
+        );
+    }
+    println!("  L1 receipt: {}", run.receipt);
+}
+
+/// The pinned CometBFT that `scripts/install-cometbft.sh` installs.
+fn default_cometbft() -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let home = std::env::var_os("HOME").ok_or("HOME is not set; pass --cometbft")?;
+    let cache =
+        std::env::var_os("BFTWS_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(home).join(".cache/bftws"));
+    Ok(cache.join(format!("cometbft/v{}/bin/cometbft", bftws_home::COMETBFT_VERSION)))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -16,6 +16,9 @@ async fn healthz() -> Json<Value> {
 /// Ready when the node's state can be read (and, under CometBFT, when the chain is caught up).
 async fn readyz(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let origin = state.origin();
+    if let Err(reason) = origin.chain().readiness().await {
+        return Err(ApiError::new(503, "not_ready", reason));
+    }
     let last = origin.chain().snapshot()?.last_block()?;
     Ok(Json(json!({
         "status": "ready",

@@ -4,6 +4,7 @@
 mod error;
 mod extract;
 mod health;
+mod l1;
 mod packages;
 mod sessions;
 
@@ -94,7 +95,11 @@ impl Modify for BearerAuth {
 
 /// The router and its OpenAPI document.
 fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(sessions::router()).merge(packages::router()).split_for_parts()
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(sessions::router())
+        .merge(packages::router())
+        .merge(l1::router())
+        .split_for_parts()
 }
 
 /// The OpenAPI document of the API.

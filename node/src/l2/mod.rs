@@ -2,5 +2,9 @@
 //! recording it on L2.
 
 mod committer;
+mod l1_http;
 
-pub use self::committer::{CommitOutcome, Committer, L1Client, L1Error, LocalL1};
+pub use self::{
+    committer::{CommitOutcome, Committer, L1Client, L1Error, LocalL1},
+    l1_http::HttpL1Client,
+};

@@ -1,0 +1,166 @@
+//! The ABCI 2.0 application (CometBFT v0.38) for both layers, served by tower-abci over a Unix
+//! socket on the node's tokio runtime.
+//!
+//! All four ABCI connections feed one [`AbciCore`] through tower-abci's `split` buffer, which
+//! serves consensus requests first and every request strictly one at a time; each call does
+//! its work synchronously and returns a ready future, so effects are ordered exactly as
+//! CometBFT sent them.
+
+mod consensus;
+mod mempool;
+mod query;
+
+use std::{
+    future::Future,
+    path::Path,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+};
+
+use tendermint::v0_38::abci::{Request, Response};
+use tower::Service;
+use tower_abci::BoxError;
+
+use crate::{
+    app::{App, BlockOutcome},
+    cometbft::Waiters,
+    store::Store,
+};
+
+/// What the rest of the node can see of the ABCI side.
+#[derive(Default)]
+pub struct AbciStatus {
+    /// CometBFT has connected and completed the handshake (`Info` was served).
+    connected: AtomicBool,
+    /// Last height committed by this application.
+    height: AtomicU64,
+}
+
+impl AbciStatus {
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    pub fn height(&self) -> u64 {
+        self.height.load(Ordering::Relaxed)
+    }
+}
+
+/// Test-only fault modes (compiled with the `byzantine-test` feature only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FaultMode {
+    #[default]
+    Honest,
+    /// As proposer, append a forged transaction whose claimed response does not match.
+    #[cfg(feature = "byzantine-test")]
+    ProposeMismatch,
+}
+
+/// The single owner of consensus-side state.
+pub struct AbciCore {
+    app: App,
+    store: Arc<Store>,
+    waiters: Arc<Waiters>,
+    status: Arc<AbciStatus>,
+    /// Outcomes of proposals this node validated, by block hash, for reuse in FinalizeBlock.
+    validated: Vec<(Vec<u8>, BlockOutcome)>,
+    /// The decided block, executed and waiting for Commit.
+    finalized: Option<BlockOutcome>,
+    fault: FaultMode,
+    /// Test-only: the origin key used to forge transactions.
+    #[cfg_attr(not(feature = "byzantine-test"), allow(dead_code))]
+    forger: Option<(String, crate::crypto::SigningKey)>,
+}
+
+impl AbciCore {
+    pub fn new(app: App, store: Arc<Store>, waiters: Arc<Waiters>, status: Arc<AbciStatus>) -> Self {
+        if let Ok(last) = store.last_block() {
+            status.height.store(last.height, Ordering::Relaxed);
+        }
+        Self {
+            app,
+            store,
+            waiters,
+            status,
+            validated: Vec::new(),
+            finalized: None,
+            fault: FaultMode::Honest,
+            forger: None,
+        }
+    }
+
+    /// Enables a fault mode (tests only).
+    #[cfg(feature = "byzantine-test")]
+    pub fn with_fault(mut self, fault: FaultMode, node_id: &str, key: crate::crypto::SigningKey) -> Self {
+        self.fault = fault;
+        self.forger = Some((node_id.to_owned(), key));
+        self
+    }
+
+    fn handle(&mut self, request: Request) -> Response {
+        match request {
+            Request::Echo(echo) => Response::Echo(tendermint::abci::response::Echo { message: echo.message }),
+            Request::Flush => Response::Flush,
+            Request::Info(_) => Response::Info(self.info()),
+            Request::Query(query) => Response::Query(self.query(query)),
+            Request::InitChain(init) => Response::InitChain(self.init_chain(init)),
+            Request::CheckTx(check) => Response::CheckTx(self.check_tx(check)),
+            Request::PrepareProposal(prepare) => Response::PrepareProposal(self.prepare_proposal(prepare)),
+            Request::ProcessProposal(process) => Response::ProcessProposal(self.process_proposal(process)),
+            Request::FinalizeBlock(block) => Response::FinalizeBlock(self.finalize_block(block)),
+            Request::Commit => Response::Commit(self.commit()),
+            Request::ExtendVote(_) => {
+                Response::ExtendVote(tendermint::abci::response::ExtendVote { vote_extension: Default::default() })
+            }
+            Request::VerifyVoteExtension(_) => {
+                Response::VerifyVoteExtension(tendermint::abci::response::VerifyVoteExtension::Accept)
+            }
+            // No state sync: snapshots are neither offered nor accepted.
+            Request::ListSnapshots => Response::ListSnapshots(Default::default()),
+            Request::OfferSnapshot(_) => Response::OfferSnapshot(Default::default()),
+            Request::LoadSnapshotChunk(_) => Response::LoadSnapshotChunk(Default::default()),
+            Request::ApplySnapshotChunk(_) => Response::ApplySnapshotChunk(Default::default()),
+        }
+    }
+}
+
+/// The tower service wrapping the core.
+pub struct AbciService(AbciCore);
+
+impl Service<Request> for AbciService {
+    type Response = Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, BoxError>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let response = self.0.handle(request);
+        Box::pin(std::future::ready(Ok(response)))
+    }
+}
+
+/// Serves ABCI on a Unix socket until the process ends. A stale socket file from a previous run
+/// is removed first.
+pub async fn serve(core: AbciCore, socket: &Path) -> Result<(), BoxError> {
+    if socket.exists() {
+        std::fs::remove_file(socket)?;
+    }
+    // Consensus, mempool, snapshot and info requests share one ordered queue; the bound only
+    // limits how many may wait.
+    let (consensus, mempool, snapshot, info) = tower_abci::v038::split::service(AbciService(core), 64);
+    let server = tower_abci::v038::Server::builder()
+        .consensus(consensus)
+        .mempool(mempool)
+        .snapshot(snapshot)
+        .info(info)
+        .finish()
+        .ok_or("incomplete ABCI server")?;
+    server.listen_unix(socket).await
+}

@@ -1,0 +1,96 @@
+//! CometBFT's JSON-RPC over HTTP: the few calls a node makes.
+
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::http_client::{HttpClientError, JsonClient};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RpcError {
+    #[error(transparent)]
+    Http(#[from] HttpClientError),
+    #[error("CometBFT RPC {method} failed: {message}")]
+    Rpc { method: &'static str, message: String },
+}
+
+/// CheckTx's verdict on a broadcast transaction.
+#[derive(Debug, Clone)]
+pub struct BroadcastResult {
+    pub code: u32,
+    pub log: String,
+    /// CometBFT already holds this exact transaction (in its mempool or its cache).
+    pub already_known: bool,
+}
+
+/// What `/status` says about the node.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    pub latest_height: u64,
+    pub catching_up: bool,
+    pub node_id: String,
+}
+
+#[derive(Clone)]
+pub struct CometRpc {
+    base: String,
+    client: JsonClient,
+}
+
+impl CometRpc {
+    /// `base` is like `http://127.0.0.1:26657`.
+    pub fn new(base: impl Into<String>, timeout: Duration) -> Self {
+        Self { base: base.into().trim_end_matches('/').to_owned(), client: JsonClient::new(timeout) }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn call(&self, method: &'static str, params: Value) -> Result<Value, RpcError> {
+        let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let reply = self.client.post(&self.base, None, &request).await?;
+        if let Some(error) = reply.body.get("error").filter(|e| !e.is_null()) {
+            let message = error["data"].as_str().or(error["message"].as_str()).unwrap_or("unknown error").to_owned();
+            return Err(RpcError::Rpc { method, message });
+        }
+        Ok(reply.body["result"].clone())
+    }
+
+    pub async fn broadcast_tx_sync(&self, tx: &[u8]) -> Result<BroadcastResult, RpcError> {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(tx);
+        match self.call("broadcast_tx_sync", json!({"tx": encoded})).await {
+            Ok(result) => Ok(BroadcastResult {
+                code: result["code"].as_u64().unwrap_or(0) as u32,
+                log: result["log"].as_str().unwrap_or("").to_owned(),
+                already_known: false,
+            }),
+            Err(RpcError::Rpc { message, .. }) if message.contains("tx already exists in cache") => {
+                Ok(BroadcastResult { code: 0, log: message, already_known: true })
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    pub async fn status(&self) -> Result<NodeStatus, RpcError> {
+        let result = self.call("status", json!({})).await?;
+        let sync = &result["sync_info"];
+        Ok(NodeStatus {
+            latest_height: sync["latest_block_height"].as_str().and_then(|h| h.parse().ok()).unwrap_or(0),
+            catching_up: sync["catching_up"].as_bool().unwrap_or(true),
+            node_id: result["node_info"]["id"].as_str().unwrap_or("").to_owned(),
+        })
+    }
+
+    /// Looks a transaction up by hash (`/tx`); `None` when CometBFT does not know it.
+    pub async fn tx(&self, hash_hex: &str) -> Result<Option<Value>, RpcError> {
+        let hash = hex::decode(hash_hex).map_err(|_| RpcError::Rpc { method: "tx", message: "bad hash".into() })?;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(hash);
+        match self.call("tx", json!({"hash": encoded, "prove": false})).await {
+            Ok(result) => Ok(Some(result)),
+            Err(RpcError::Rpc { message, .. }) if message.contains("not found") => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+}

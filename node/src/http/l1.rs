@@ -1,0 +1,96 @@
+//! The L1 API: bundle submission (authenticated by the bundle's commit-key signature, not by a
+//! token) and the ledger read API.
+
+use axum::{
+    extract::{DefaultBodyLimit, Path, State},
+    Json,
+};
+use serde_json::{json, Value};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{extract::Authenticated, ApiError, ApiState, ErrorBody};
+use crate::{
+    app::{
+        self,
+        tx::{SignedBundle, Tx, MAX_TX_BYTES},
+        LedgerEntry, Receipt,
+    },
+    origin::WriteError,
+    registry::{ids, AppError, Layer},
+};
+
+pub(super) fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(submit_bundle))
+        .layer(DefaultBodyLimit::max(MAX_TX_BYTES))
+        .routes(routes!(get_ledger_session))
+}
+
+/// Submit a signed session bundle; answers once it is final on L1. A bundle already committed
+/// with the same hash answers its original receipt.
+#[utoipa::path(post, path = "/v1/l1/bundles", tag = "l1",
+    request_body(content = Object, description = "a SignedBundle: {bundle, committer_key, signature}"),
+    responses((status = 200, body = Receipt), (status = 422, body = ErrorBody, description = "L1 refused the bundle"),
+        (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn submit_bundle(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+    require_l1(&state)?;
+    let bundle: SignedBundle = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(400, "invalid_request", format!("not a signed bundle: {e}")))?;
+    let origin = state.origin();
+    let chain_id = origin.chain().chain_id().to_owned();
+    let session_id = bundle.bundle.session_id.clone();
+    if let Some(existing) = app::ledger_entry(&origin.chain().snapshot()?, &session_id)? {
+        if existing.bundle_hash == bundle.bundle.bundle_hash {
+            return Ok(Json(json!({"data": Receipt::committed(&chain_id, &existing)})));
+        }
+    }
+    match origin.submit(Tx::Bundle(bundle).encode()).await {
+        Ok(finalized) => {
+            let entry = finalized
+                .ledger
+                .ok_or_else(|| ApiError::new(500, "internal", "bundle applied without a ledger entry"))?;
+            Ok(Json(json!({"data": Receipt::committed(&chain_id, &entry)})))
+        }
+        Err(WriteError::Conflict(reason)) => {
+            let (tx_code, log) = reason.split_once(": ").unwrap_or(("REFUSED", reason.as_str()));
+            let mut error = ApiError::new(422, "bundle_rejected", format!("L1 refused the bundle: {log}"))
+                .with("tx_code", tx_code)
+                .with("session_id", session_id);
+            if let Some(step) =
+                log.strip_prefix("step ").and_then(|s| s.split([' ', ':']).next()).and_then(|s| s.parse::<u64>().ok())
+            {
+                error = error.with("step", step);
+            }
+            Err(error)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// A committed session as recorded in the L1 ledger, with its receipt.
+#[utoipa::path(get, path = "/v1/l1/sessions/{id}", tag = "l1",
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = LedgerEntry), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn get_ledger_session(
+    State(state): State<ApiState>,
+    Authenticated(_actor): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_l1(&state)?;
+    ids::check("id", &id)?;
+    let origin = state.origin();
+    let entry = app::ledger_entry(&origin.chain().snapshot()?, &id)?
+        .ok_or_else(|| AppError::not_found("ledger session", &id))?;
+    let receipt = Receipt::committed(origin.chain().chain_id(), &entry);
+    Ok(Json(json!({"data": {"ledger": entry, "receipt": receipt}})))
+}
+
+/// Only L1 executes bundles and keeps the ledger.
+fn require_l1(state: &ApiState) -> Result<(), ApiError> {
+    if state.origin().layer() == Layer::L1 {
+        Ok(())
+    } else {
+        Err(ApiError::new(404, "not_found", "this route is served by L1 nodes only"))
+    }
+}

@@ -1,0 +1,104 @@
+//! One node process: the ABCI application for its CometBFT, the HTTP API, and (on L2) the
+//! committer, on one tokio runtime.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use crate::{
+    abci::{self, AbciCore, AbciStatus},
+    app::App,
+    auth::Authenticator,
+    chain::Chain,
+    cometbft::{CometChain, CometRpc, Waiters},
+    config::{read_key, NodeConfig},
+    http::{self, ApiState},
+    l2::{Committer, HttpL1Client},
+    origin::Origin,
+    registry::Layer,
+    store::Store,
+    supply_chain,
+};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs the node until `shutdown` resolves.
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), BoxError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = Arc::new(Store::open(&config.data_dir.join("state.redb"))?);
+    let registry = Arc::new(supply_chain::registry());
+    let key = read_key(&config.node_key_file)?;
+    let auth = Authenticator::from_file(&config.tokens_file)?;
+    let waiters = Arc::new(Waiters::default());
+    let status = Arc::new(AbciStatus::default());
+
+    let core = AbciCore::new(
+        App::new(registry.clone(), config.layer, config.chain_id.clone()),
+        store.clone(),
+        waiters.clone(),
+        status.clone(),
+    );
+    let core = apply_fault(core, &config, &key)?;
+    let socket = config.abci_socket.clone();
+    let abci_task = tokio::spawn(async move { abci::serve(core, &socket).await });
+
+    let rpc = CometRpc::new(config.cometbft_rpc.clone(), Duration::from_secs(5));
+    let chain: Arc<dyn Chain> = Arc::new(CometChain::new(config.chain_id.clone(), status, rpc, waiters, store));
+    let timeout = Duration::from_millis(config.write_timeout_ms);
+    let origin = Arc::new(Origin::new(config.node_id.clone(), config.layer, key, registry, chain.clone(), timeout));
+
+    let committer = match (&config.layer, &config.l2) {
+        (Layer::L2, Some(l2)) => {
+            let commit_key = read_key(&l2.commit_key_file)?;
+            let attempt = Duration::from_millis(l2.commit_timeout_ms);
+            let l1 = Arc::new(HttpL1Client::new(l2.l1_api.clone(), attempt));
+            let committer = Arc::new(Committer::new(origin.clone(), l1, commit_key, attempt));
+            resume_when_ready(committer.clone(), chain.clone());
+            Some(committer)
+        }
+        _ => None,
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.http_listen).await?;
+    tracing::info!(node = %config.node_id, layer = config.layer.as_str(), http = %listener.local_addr()?, "serving");
+    let api = ApiState::new(origin, committer, auth);
+    tokio::select! {
+        served = http::serve(listener, api, shutdown) => served?,
+        abci = abci_task => match abci {
+            Ok(Ok(())) => return Err("the ABCI server stopped".into()),
+            Ok(Err(e)) => return Err(format!("the ABCI server failed: {e}").into()),
+            Err(e) => return Err(format!("the ABCI server panicked: {e}").into()),
+        },
+    }
+    Ok(())
+}
+
+/// Resumes sessions left committing once the node has caught up (before that, its view of which
+/// sessions are pending may be stale).
+fn resume_when_ready(committer: Arc<Committer>, chain: Arc<dyn Chain>) {
+    tokio::spawn(async move {
+        while chain.readiness().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        match committer.resume_pending() {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "resuming sessions left committing"),
+            Err(err) => tracing::error!(%err, "cannot list sessions left committing"),
+        }
+    });
+}
+
+#[cfg(feature = "byzantine-test")]
+fn apply_fault(core: AbciCore, config: &NodeConfig, key: &crate::crypto::SigningKey) -> Result<AbciCore, BoxError> {
+    match config.fault.as_deref() {
+        None => Ok(core),
+        Some("propose-mismatch") => Ok(core.with_fault(abci::FaultMode::ProposeMismatch, &config.node_id, key.clone())),
+        Some(other) => Err(format!("unknown fault mode '{other}'").into()),
+    }
+}
+
+#[cfg(not(feature = "byzantine-test"))]
+fn apply_fault(core: AbciCore, config: &NodeConfig, _key: &crate::crypto::SigningKey) -> Result<AbciCore, BoxError> {
+    match &config.fault {
+        None => Ok(core),
+        Some(mode) => Err(format!("fault mode '{mode}' needs a build with the 'byzantine-test' feature").into()),
+    }
+}
