@@ -34,12 +34,13 @@ build:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features bftws-node/byzantine-test -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 
 unit:
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --features bftws-node/byzantine-test
 
 ## openapi: regenerate docs/openapi.json from the handlers
 openapi:

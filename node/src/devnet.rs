@@ -58,6 +58,8 @@ pub struct DevnetSpec {
     /// The `bftws-node` binary to run for each node.
     pub node_binary: PathBuf,
     pub cometbft: PathBuf,
+    /// CometBFT's log level (`info`, `debug`, `error` or `none`); the applications log warnings
+    /// and their own notices.
     pub log_level: String,
     /// Test-only: a node (by name, e.g. `l1-0`) to run with a fault mode.
     pub fault: Option<(String, String)>,
@@ -99,6 +101,11 @@ pub struct DevnetNode {
 impl DevnetNode {
     pub fn is_running(&self) -> bool {
         self.app.is_some() || self.cometbft.is_some()
+    }
+
+    /// The node's directory (homes, state, logs).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn socket(&self) -> PathBuf {
@@ -238,7 +245,7 @@ impl Devnet {
     pub async fn start(&mut self, names: &[String], timeout: Duration) -> Result<(), DevnetError> {
         let deadline = Instant::now() + timeout;
         let binary = self.spec.node_binary.clone();
-        let rust_log = format!("{},bftws_node=info", self.spec.log_level);
+        let rust_log = "warn,bftws_node=info";
         for name in names {
             let node = self.node_mut(name)?;
             let _ = fs::remove_file(node.socket());
@@ -247,7 +254,7 @@ impl Devnet {
                 .arg("run")
                 .arg("--config")
                 .arg(node.dir.join("node.json"))
-                .env("RUST_LOG", &rust_log)
+                .env("RUST_LOG", rust_log)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().map_err(io(&node.dir))?)
                 .stderr(log)
@@ -315,7 +322,12 @@ impl Devnet {
         let mut children: Vec<Child> =
             self.nodes.iter_mut().flat_map(|n| [n.cometbft.take(), n.app.take()]).flatten().collect();
         for child in &children {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline && children.iter_mut().any(|c| matches!(c.try_wait(), Ok(None))) {

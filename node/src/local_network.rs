@@ -33,18 +33,27 @@ pub struct LocalNetwork {
 impl LocalNetwork {
     /// A network with demo data; state in files under `dir`, or in memory when `None`.
     pub fn demo(dir: Option<&Path>) -> Result<Self, LocalChainError> {
+        Self::demo_with_chain_ids(dir, L1_CHAIN_ID, L2_CHAIN_ID)
+    }
+
+    /// The same with chosen chain ids (to build transactions for another network's chains).
+    pub fn demo_with_chain_ids(
+        dir: Option<&Path>,
+        l1_chain_id: &str,
+        l2_chain_id: &str,
+    ) -> Result<Self, LocalChainError> {
         let registry = Arc::new(supply_chain::registry());
         let open = |name: &str| match dir {
             Some(dir) => Store::open(&dir.join(name)),
             None => Store::in_memory(),
         };
         let l1 = LocalChain::new(
-            App::new(registry.clone(), Layer::L1, L1_CHAIN_ID),
+            App::new(registry.clone(), Layer::L1, l1_chain_id),
             open("l1.redb")?,
-            &demo::app_state(&["l1-0"], Some(L2_CHAIN_ID)),
+            &demo::app_state(&["l1-0"], Some(l2_chain_id)),
         )?;
         let l2 = LocalChain::new(
-            App::new(registry.clone(), Layer::L2, L2_CHAIN_ID),
+            App::new(registry.clone(), Layer::L2, l2_chain_id),
             open("l2.redb")?,
             &demo::app_state(&[L2_NODE_ID], None),
         )?;

@@ -1,0 +1,344 @@
+//! End-to-end tests on real CometBFT processes: 4 L1 validators and 1 L2 validator on loopback
+//! unless a test says otherwise. Each test starts its own devnet; they run one at a time.
+
+use std::{path::PathBuf, time::Duration};
+
+use bftws_node::{
+    app::{
+        self,
+        tx::{Bundle, SignedBundle, SignedOp},
+    },
+    chain::Chain,
+    cometbft::CometRpc,
+    crypto::SigningKey,
+    devnet::{Devnet, DevnetSpec, L1_CHAIN_ID, L2_CHAIN_ID},
+    http_client::JsonClient,
+    local_network::LocalNetwork,
+    registry::{Actor, Layer, Role},
+    supply_chain::demo,
+    workflow::WorkflowClient,
+};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+/// Devnets are heavy for a 2-core machine: one at a time.
+static ONE_DEVNET_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+fn cometbft() -> PathBuf {
+    let path = std::env::var_os("BFTWS_COMETBFT").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").expect("HOME is set");
+        PathBuf::from(home).join(format!(".cache/bftws/cometbft/v{}/bin/cometbft", bftws_home::COMETBFT_VERSION))
+    });
+    assert!(path.exists(), "cometbft not found at {}: run ./scripts/install-cometbft.sh (make setup)", path.display());
+    path
+}
+
+fn spec(name: &str, base_port: u16) -> (tempfile::TempDir, DevnetSpec) {
+    let dir = tempfile::Builder::new().prefix(&format!("bftws-{name}-")).tempdir().unwrap();
+    let spec = DevnetSpec::new(dir.path().join("net"), PathBuf::from(env!("CARGO_BIN_EXE_bftws-node")), cometbft());
+    let spec = DevnetSpec { base_port, ..spec };
+    (dir, spec)
+}
+
+async fn start(spec: DevnetSpec) -> Devnet {
+    let mut devnet = Devnet::create(spec).expect("devnet files");
+    devnet.start_all(Duration::from_secs(90)).await.expect("devnet ready");
+    devnet
+}
+
+fn api(devnet: &Devnet, name: &str) -> String {
+    devnet.node(name).unwrap_or_else(|| panic!("no node {name}")).api_url.clone()
+}
+
+struct Client {
+    http: JsonClient,
+}
+
+impl Client {
+    fn new() -> Self {
+        Self { http: JsonClient::new(Duration::from_secs(30)) }
+    }
+
+    async fn post(&self, base: &str, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let reply = self.http.post(&format!("{base}{path}"), Some(token), &body).await.expect("reply");
+        (reply.status, reply.body)
+    }
+
+    async fn get(&self, base: &str, token: &str, path: &str) -> (u16, Value) {
+        let reply = self.http.get(&format!("{base}{path}"), Some(token)).await.expect("reply");
+        (reply.status, reply.body)
+    }
+
+    async fn start_session(&self, base: &str, token: &str, kind: &str) -> String {
+        let (status, body) = self.post(base, token, "/v1/sessions", json!({"kind": kind})).await;
+        assert_eq!(status, 201, "{body}");
+        body["data"]["session_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A supplier session with one package, stopped before commit.
+    async fn registered(&self, base: &str, package_id: &str) -> String {
+        let session = self.start_session(base, "demo-sup-1", "supplier").await;
+        let items = json!([{"sku": "SKU-1", "qty": 1}]);
+        let signature =
+            demo::sign_manifest("sup-1", package_id, &serde_json::from_value::<Vec<_>>(items.clone()).unwrap());
+        let body = json!({"package_id": package_id, "items": items, "signature": signature});
+        let (status, reply) =
+            self.post(base, "demo-sup-1", &format!("/v1/sessions/{session}/register_package"), body).await;
+        assert_eq!(status, 201, "{reply}");
+        session
+    }
+
+    async fn session_status(&self, base: &str, session: &str) -> String {
+        let (status, body) = self.get(base, "demo-auditor", &format!("/v1/sessions/{session}")).await;
+        assert_eq!(status, 200, "{body}");
+        body["data"]["status"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Looks a receipt's transaction up in an L1 node's CometBFT (`/tx?hash=`); that node may trail
+/// the one that answered the commit by a block, so it gets a few seconds.
+async fn assert_on_l1(devnet: &Devnet, receipt: &Value) {
+    let rpc = CometRpc::new(devnet.node("l1-0").unwrap().rpc_url.clone(), Duration::from_secs(5));
+    let hash = receipt["tx_hash"].as_str().expect("receipt has a tx hash");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let tx = loop {
+        match rpc.tx(hash).await.expect("RPC answers") {
+            Some(tx) => break tx,
+            None if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            None => panic!("tx {hash} is not on L1"),
+        }
+    };
+    assert_eq!(tx["height"].as_str().and_then(|h| h.parse::<u64>().ok()), receipt["height"].as_u64(), "{tx}");
+    assert_eq!(tx["tx_result"]["code"].as_u64().unwrap_or(0), 0, "{tx}");
+}
+
+#[tokio::test]
+async fn the_full_workflow_returns_receipts_found_on_l1() {
+    let _one = ONE_DEVNET_AT_A_TIME.lock().await;
+    let (_dir, spec) = spec("workflow", 31000);
+    let devnet = start(spec).await;
+    let client = WorkflowClient::new(api(&devnet, "l2-0"), Duration::from_secs(30));
+    let supplier = client.supplier_session("demo-sup-1", "sup-1", "PKG-E2E-1").await.expect("supplier session");
+    assert_on_l1(&devnet, &supplier.receipt).await;
+    let warehouse = client.warehouse_session("demo-op-1", "sup-1", "PKG-E2E-1").await.expect("warehouse session");
+    assert_on_l1(&devnet, &warehouse.receipt).await;
+    assert_eq!(warehouse.steps.len(), 6);
+    // Every L1 node serves the same ledger entry.
+    let http = Client::new();
+    for node in devnet.layer(Layer::L1) {
+        let (status, body) =
+            http.get(&node.api_url, "demo-auditor", &format!("/v1/l1/sessions/{}", warehouse.session_id)).await;
+        assert_eq!(status, 200, "{}: {body}", node.name);
+        assert_eq!(body["data"]["receipt"], warehouse.receipt);
+    }
+}
+
+/// Builds a real supplier-session bundle for the devnet's chains on an in-process network.
+async fn supplier_bundle(package_id: &str) -> (String, Vec<SignedOp>) {
+    let local = LocalNetwork::demo_with_chain_ids(None, L1_CHAIN_ID, L2_CHAIN_ID).unwrap();
+    let supplier = Actor { id: "sup-1".into(), role: Role::Supplier };
+    let started = local.origin.write(&supplier, "POST", "/v1/sessions", json!({"kind": "supplier"})).await.unwrap();
+    let session = started.session_id.unwrap();
+    let items = vec![bftws_node::supply_chain::model::Item { sku: "SKU-1".into(), qty: 3 }];
+    let signature = demo::sign_manifest("sup-1", package_id, &items);
+    let body = json!({"package_id": package_id, "items": items, "signature": signature});
+    local.origin.write(&supplier, "POST", &format!("/v1/sessions/{session}/register_package"), body).await.unwrap();
+    local.origin.write(&supplier, "POST", &format!("/v1/sessions/{session}/commit"), json!({})).await.unwrap();
+    let ops = app::session_ops(&local.l2.snapshot().unwrap(), &session).unwrap();
+    (session, ops)
+}
+
+#[tokio::test]
+async fn forged_bundles_are_rejected_with_a_clear_code_and_nothing_applied() {
+    let _one = ONE_DEVNET_AT_A_TIME.lock().await;
+    let (_dir, spec) = spec("forged", 31200);
+    let devnet = start(spec).await;
+    let l1 = api(&devnet, "l1-1");
+    let http = JsonClient::new(Duration::from_secs(30));
+    let (session, ops) = supplier_bundle("PKG-FORGED").await;
+    let commit_key = demo::commit_key();
+    let submit = |bundle: SignedBundle| {
+        let http = http.clone();
+        let url = format!("{l1}/v1/l1/bundles");
+        async move {
+            let reply = http.post(&url, None, &serde_json::to_value(bundle).unwrap()).await.unwrap();
+            (reply.status, reply.body)
+        }
+    };
+
+    // One op's response tampered (and re-signed by its origin, so only the response is wrong).
+    let mut tampered = ops.clone();
+    let mut op = tampered[1].op.clone();
+    op.response.body["items"][0]["qty"] = json!(30);
+    tampered[1] = SignedOp::sign(op, "l2-0", &demo::node_key("l2-0"));
+    let (status, body) = submit(SignedBundle::sign(Bundle::new(L2_CHAIN_ID, &session, tampered), &commit_key)).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["tx_code"], "RESPONSE_MISMATCH");
+    assert_eq!(body["error"]["step"], 1, "{body}");
+
+    // A bundle whose signature is not the commit key's.
+    let mut bad_signature = SignedBundle::sign(Bundle::new(L2_CHAIN_ID, &session, ops.clone()), &commit_key);
+    bad_signature.signature = SigningKey::demo("intruder").sign(b"bundle");
+    let (status, body) = submit(bad_signature).await;
+    assert_eq!((status, body["error"]["tx_code"].as_str()), (422, Some("BAD_SIGNATURE")), "{body}");
+
+    // A bundle signed by a key L1 does not authorise.
+    let rogue = SignedBundle::sign(Bundle::new(L2_CHAIN_ID, &session, ops.clone()), &SigningKey::demo("rogue"));
+    let (status, body) = submit(rogue).await;
+    assert_eq!((status, body["error"]["tx_code"].as_str()), (422, Some("UNAUTHORIZED")), "{body}");
+
+    // Nothing of them was applied, on any L1 node.
+    let client = Client::new();
+    for node in devnet.layer(Layer::L1) {
+        let (status, _) = client.get(&node.api_url, "demo-auditor", &format!("/v1/l1/sessions/{session}")).await;
+        assert_eq!(status, 404, "{}", node.name);
+    }
+    // The honest bundle of the same session commits, and a retry answers the same receipt.
+    let honest = SignedBundle::sign(Bundle::new(L2_CHAIN_ID, &session, ops), &commit_key);
+    let (status, first) = submit(honest.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, again) = submit(honest).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(first["data"], again["data"]);
+    assert_on_l1(&devnet, &first["data"]).await;
+}
+
+#[tokio::test]
+async fn commits_survive_one_lost_l1_validator_and_wait_out_the_loss_of_quorum() {
+    let _one = ONE_DEVNET_AT_A_TIME.lock().await;
+    let (_dir, spec) = spec("quorum", 31400);
+    let mut devnet = start(spec).await;
+    let l2 = api(&devnet, "l2-0");
+    let client = Client::new();
+
+    devnet.kill("l1-3").unwrap();
+    let session = client.registered(&l2, "PKG-Q1").await;
+    let (status, body) = client.post(&l2, "demo-sup-1", &format!("/v1/sessions/{session}/commit"), json!({})).await;
+    assert_eq!(status, 200, "one of four validators down must not stop commits: {body}");
+    assert_on_l1(&devnet, &body["data"]["receipt"]).await;
+
+    devnet.kill("l1-2").unwrap();
+    let session = client.registered(&l2, "PKG-Q2").await;
+    let started = std::time::Instant::now();
+    let (status, body) = client.post(&l2, "demo-sup-1", &format!("/v1/sessions/{session}/commit"), json!({})).await;
+    assert_eq!(status, 202, "without quorum the commit is accepted, not final: {body}");
+    assert!(started.elapsed() < Duration::from_secs(20), "answered within a bounded time: {:?}", started.elapsed());
+    assert_eq!(body["data"]["status"], "committing");
+    assert!(body["data"]["reason"].as_str().is_some_and(|r| !r.is_empty()), "{body}");
+    assert_eq!(client.session_status(&l2, &session).await, "committing");
+
+    devnet.start(&["l1-2".to_owned(), "l1-3".to_owned()], Duration::from_secs(90)).await.expect("validators return");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let status = client.session_status(&l2, &session).await;
+        if status == "committed" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "session still {status} long after quorum returned");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (_, body) = client.get(&l2, "demo-auditor", &format!("/v1/sessions/{session}")).await;
+    assert_on_l1(&devnet, &body["data"]["receipt"]).await;
+}
+
+#[tokio::test]
+async fn an_l2_node_killed_mid_session_continues_it_after_restart() {
+    let _one = ONE_DEVNET_AT_A_TIME.lock().await;
+    let (_dir, spec) = spec("restart", 31600);
+    let mut devnet = start(spec).await;
+    let l2 = api(&devnet, "l2-0");
+    let client = WorkflowClient::new(l2.clone(), Duration::from_secs(30));
+    client.supplier_session("demo-sup-1", "sup-1", "PKG-R1").await.expect("supplier session");
+    let http = Client::new();
+    let session = http.start_session(&l2, "demo-op-1", "warehouse").await;
+    let step = |name: &str| format!("/v1/sessions/{session}/{name}");
+    let (status, body) = http.post(&l2, "demo-op-1", &step("scan"), json!({"package_id": "PKG-R1"})).await;
+    assert_eq!(status, 200, "{body}");
+    let signature = demo::sign_manifest(
+        "sup-1",
+        "PKG-R1",
+        &[
+            bftws_node::supply_chain::model::Item { sku: "SKU-100".into(), qty: 4 },
+            bftws_node::supply_chain::model::Item { sku: "SKU-200".into(), qty: 1 },
+        ],
+    );
+    let (status, body) = http.post(&l2, "demo-op-1", &step("validate"), json!({"signature": signature})).await;
+    assert_eq!(status, 200, "{body}");
+
+    devnet.kill("l2-0").unwrap();
+    devnet.start(&["l2-0".to_owned()], Duration::from_secs(90)).await.expect("l2-0 restarts");
+
+    // Every acknowledged op is still there: the session expects qc next.
+    let (status, body) = http.get(&l2, "demo-op-1", &format!("/v1/sessions/{session}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["validated"], true);
+    assert_eq!(body["meta"]["expected_step"], "qc");
+    let (status, body) = http.post(&l2, "demo-op-1", &step("qc"), json!({"passed": true})).await;
+    assert_eq!(status, 200, "{body}");
+    let label = json!({"destination": "Bergen", "priority": "standard", "courier_id": "c-2"});
+    let (status, body) = http.post(&l2, "demo-op-1", &step("label"), label).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http.post(&l2, "demo-op-1", &step("commit"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_on_l1(&devnet, &body["data"]["receipt"]).await;
+}
+
+#[tokio::test]
+async fn a_client_served_by_an_l2_full_node_completes_a_session() {
+    let _one = ONE_DEVNET_AT_A_TIME.lock().await;
+    let (_dir, spec) = spec("fullnode", 31800);
+    let spec = DevnetSpec { l2_validators: 2, l2_full_nodes: 1, ..spec };
+    let devnet = start(spec).await;
+    let full_node = devnet.node("l2-2").unwrap();
+    assert!(!full_node.is_validator);
+    let client = WorkflowClient::new(full_node.api_url.clone(), Duration::from_secs(30));
+    let supplier =
+        client.supplier_session("demo-sup-1", "sup-1", "PKG-F1").await.expect("supplier session via full node");
+    assert_on_l1(&devnet, &supplier.receipt).await;
+    let warehouse =
+        client.warehouse_session("demo-op-1", "sup-1", "PKG-F1").await.expect("warehouse session via full node");
+    assert_on_l1(&devnet, &warehouse.receipt).await;
+    // The validators hold the same session (they may trail the full node by a block).
+    let http = Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while http.session_status(&api(&devnet, "l2-0"), &warehouse.session_id).await != "committed" {
+        assert!(std::time::Instant::now() < deadline, "the L2 validator never saw the commit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(feature = "byzantine-test")]
+#[tokio::test]
+async fn a_byzantine_proposer_has_its_block_rejected_and_the_chain_goes_on() {
+    let _one = ONE_DEVNET_AT_A_TIME.lock().await;
+    let (_dir, spec) = spec("byzantine", 32000);
+    let spec = DevnetSpec { fault: Some(("l1-0".into(), "propose-mismatch".into())), ..spec };
+    let devnet = start(spec).await;
+    // Direct-L1 mode: each op is its own L1 transaction, sent to an honest node.
+    let l1 = api(&devnet, "l1-1");
+    let client = Client::new();
+    let mut heights = Vec::new();
+    for i in 0..8 {
+        let session = client.start_session(&l1, "demo-sup-1", "supplier").await;
+        let items = json!([{"sku": "SKU-1", "qty": 1}]);
+        let package = format!("PKG-B{i}");
+        let signature =
+            demo::sign_manifest("sup-1", &package, &serde_json::from_value::<Vec<_>>(items.clone()).unwrap());
+        let body = json!({"package_id": package, "items": items, "signature": signature});
+        let (status, reply) =
+            client.post(&l1, "demo-sup-1", &format!("/v1/sessions/{session}/register_package"), body).await;
+        assert_eq!(status, 201, "{reply}");
+        heights.push(reply["meta"]["height"].as_u64().unwrap());
+    }
+    let byzantine_log = std::fs::read_to_string(devnet.node("l1-0").unwrap().dir().join("app.log")).unwrap();
+    let proposals = byzantine_log.matches("BYZANTINE TEST MODE").count();
+    assert!(proposals > 0, "the Byzantine node never proposed a forged block");
+    let rejections: usize = ["l1-1", "l1-2", "l1-3"]
+        .iter()
+        .map(|n| std::fs::read_to_string(devnet.node(n).unwrap().dir().join("app.log")).unwrap())
+        .map(|log| log.matches("rejecting proposal").count())
+        .sum();
+    assert!(rejections > 0, "honest validators never rejected a forged proposal");
+    // The chain went on: every op was applied, at increasing heights.
+    assert!(heights.windows(2).all(|w| w[0] < w[1]), "{heights:?}");
+}
