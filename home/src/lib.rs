@@ -23,14 +23,17 @@
 //! - [`genesis`]: `genesis.json` and its hash;
 //! - [`config`]: `config.toml`, per-layer [`Timing`] and Go duration strings;
 //! - [`home`]: the set of files of one home and writing it to disk;
-//! - [`network`]: laying out a whole local (127.0.0.1) network.
+//! - [`network`]: laying out a whole local (127.0.0.1) network;
+//! - [`cluster`]: the Kubernetes pod contract between the operator and `bftws-node init`.
 
+pub mod cluster;
 pub mod config;
 pub mod genesis;
 pub mod home;
 pub mod keys;
 pub mod network;
 
+pub use cluster::{pod_home, ClusterLayer, LayerManifest, ManifestNode, PodHome, PodKeyFiles, PodNodeSettings, TimingStrings};
 pub use config::{format_go_duration, parse_go_duration, LogFormat, NodeConfig, Peer, Timing};
 pub use genesis::{genesis_hash, ConsensusParams, GenesisSpec, GenesisValidator};
 pub use home::{write_home, HomeFile, HomeFiles};
