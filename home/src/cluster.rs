@@ -272,7 +272,10 @@ impl LayerManifest {
         }
         for (index, node) in self.nodes.iter().enumerate() {
             if node.ordinal as usize != index {
-                return invalid(format!("nodes[{index}] has ordinal {}; nodes must be listed by ordinal", node.ordinal));
+                return invalid(format!(
+                    "nodes[{index}] has ordinal {}; nodes must be listed by ordinal",
+                    node.ordinal
+                ));
             }
         }
         if self.nodes.len() < self.validators as usize {

@@ -33,7 +33,9 @@ pub mod home;
 pub mod keys;
 pub mod network;
 
-pub use cluster::{pod_home, ClusterLayer, LayerManifest, ManifestNode, PodHome, PodKeyFiles, PodNodeSettings, TimingStrings};
+pub use cluster::{
+    pod_home, ClusterLayer, LayerManifest, ManifestNode, PodHome, PodKeyFiles, PodNodeSettings, TimingStrings,
+};
 pub use config::{format_go_duration, parse_go_duration, LogFormat, NodeConfig, Peer, Timing};
 pub use genesis::{genesis_hash, ConsensusParams, GenesisSpec, GenesisValidator};
 pub use home::{write_home, HomeFile, HomeFiles};

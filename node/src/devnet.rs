@@ -85,6 +85,21 @@ impl DevnetSpec {
     }
 }
 
+impl DevnetSpec {
+    /// Applies `LAYER.FIELD=VALUE` (e.g. `l1.flush_throttle_timeout=2ms`) to a layer's timing.
+    pub fn set_timing(&mut self, setting: &str) -> Result<(), DevnetError> {
+        let bad = || DevnetError::Setup(format!("timing override {setting:?} is not LAYER.FIELD=VALUE"));
+        let (target, value) = setting.split_once('=').ok_or_else(bad)?;
+        let (layer, field) = target.split_once('.').ok_or_else(bad)?;
+        let timing = match layer {
+            "l1" => &mut self.l1_timing,
+            "l2" => &mut self.l2_timing,
+            _ => return Err(bad()),
+        };
+        Ok(timing.set(field, value)?)
+    }
+}
+
 /// One node: its files, its endpoints and its two processes.
 #[derive(Debug)]
 pub struct DevnetNode {

@@ -68,6 +68,13 @@ enum Command {
         /// Exit (stopping the network) after the demo instead of serving.
         #[arg(long, requires = "demo")]
         exit_after_demo: bool,
+        /// CometBFT's log level: info, debug, error or none.
+        #[arg(long, default_value = "error")]
+        cometbft_log_level: String,
+        /// Override a consensus timing field of one layer, e.g. `l1.flush_throttle_timeout=2ms`
+        /// (repeatable; names as in config.toml).
+        #[arg(long = "timing", value_name = "LAYER.FIELD=VALUE")]
+        timing: Vec<String>,
     },
     /// Print the OpenAPI document.
     Openapi,
@@ -98,7 +105,18 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let config = NodeConfig::load(&config)?;
             node_process::run(config, shutdown_signal()).await.map_err(|e| e as Box<dyn std::error::Error>)
         }
-        Command::Devnet { l1, l2, l2_validators, dir, base_port, cometbft, demo, exit_after_demo } => {
+        Command::Devnet {
+            l1,
+            l2,
+            l2_validators,
+            dir,
+            base_port,
+            cometbft,
+            demo,
+            exit_after_demo,
+            cometbft_log_level,
+            timing,
+        } => {
             if l2_validators == 0 || l2_validators > l2 {
                 return Err(format!("--l2-validators must be between 1 and --l2 ({l2})").into());
             }
@@ -111,6 +129,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             spec.l2_validators = l2_validators;
             spec.l2_full_nodes = l2 - l2_validators;
             spec.base_port = base_port;
+            spec.log_level = cometbft_log_level;
+            for setting in &timing {
+                spec.set_timing(setting)?;
+            }
             run_devnet(spec, demo, exit_after_demo).await
         }
         Command::Dev { listen, data_dir } => {

@@ -116,7 +116,15 @@ impl Origin {
         let response = self.simulate(route, &request)?;
         let session_id = request.session_id.clone();
         let signed = SignedOp::sign(Op { request, response: response.clone() }, &self.node_id, &self.key);
+        let prepared = started.elapsed();
         let finalized = self.submit(Tx::Op(signed).encode()).await?;
+        tracing::debug!(
+            op = route.op,
+            prepare_us = prepared.as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            height = finalized.height,
+            "write final"
+        );
         Ok(WriteOutcome {
             response,
             meta: WriteMeta {

@@ -41,7 +41,9 @@ impl CometChain {
         // resolves it.
         let waiter = self.waiters.register(&hash);
         let guard = ForgetOnDrop { waiters: &self.waiters, hash: &hash };
+        let started = std::time::Instant::now();
         let verdict = self.rpc.broadcast_tx_sync(&tx).await.map_err(|e| SubmitError::Unavailable(e.to_string()))?;
+        tracing::debug!(broadcast_us = started.elapsed().as_micros() as u64, "broadcast");
         if verdict.code != 0 {
             let code = TxCode::from_u32(verdict.code).unwrap_or(TxCode::Malformed);
             return Err(SubmitError::Refused { code, log: verdict.log });
