@@ -6,7 +6,7 @@ CARGO ?= cargo
 BFTWS_CACHE ?= $(HOME)/.cache/bftws
 export BFTWS_CACHE
 
-.PHONY: run demo dev test setup build lint fmt unit openapi check-generated clean
+.PHONY: run demo dev bench test setup build lint fmt unit openapi check-generated clean
 
 BIN = "$${CARGO_TARGET_DIR:-target}/release/bftws-node"
 
@@ -21,6 +21,10 @@ demo: setup build
 ## dev: the whole service in one process on the in-process sequencer (no CometBFT)
 dev: build
 	$(BIN) dev
+
+## bench: the full benchmark (every configuration, direct-L1 baseline, concurrency) into bench/results
+bench: setup build
+	./scripts/bench.sh
 
 ## test: set up, then lint, check generated files and run every test
 test: setup lint check-generated unit

@@ -11,6 +11,7 @@
 pub mod abci;
 pub mod app;
 pub mod auth;
+pub mod bench;
 pub mod chain;
 pub mod cometbft;
 pub mod config;

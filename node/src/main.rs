@@ -5,6 +5,10 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 use std::time::Duration;
 
 use bftws_node::{
+    bench::{
+        run_concurrent, run_sequential, write_report, BenchEnv, ConcurrentOptions, NetworkSize, SequentialMode,
+        SequentialOptions,
+    },
     config::NodeConfig,
     devnet::{Devnet, DevnetSpec},
     http,
@@ -76,8 +80,70 @@ enum Command {
         #[arg(long = "timing", value_name = "LAYER.FIELD=VALUE")]
         timing: Vec<String>,
     },
+    /// Benchmark: the paper's sequential workflow per configuration, a direct-L1 baseline, a
+    /// concurrency sweep, and the summary beside the paper's figures.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(clap::Args)]
+struct BenchShared {
+    /// Output directory (CSVs, summary).
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// Where devnets are created.
+    #[arg(long, default_value = ".bench")]
+    work_dir: PathBuf,
+    #[arg(long, default_value_t = 27600)]
+    base_port: u16,
+    #[arg(long, env = "BFTWS_COMETBFT")]
+    cometbft: Option<PathBuf>,
+    /// Consensus timing overrides, as for `devnet --timing`.
+    #[arg(long = "timing", value_name = "LAYER.FIELD=VALUE")]
+    timing: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// N sequential iterations per configuration (the paper's method).
+    Sequential {
+        #[command(flatten)]
+        shared: BenchShared,
+        /// Configurations `L1-L2`, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "4-1,7-1,10-1,13-1,16-1,4-2,7-2,10-2,13-2,16-2")]
+        configs: Vec<NetworkSize>,
+        #[arg(long, default_value_t = 100)]
+        iterations: usize,
+        /// Pause between steps (the paper's 100 ms).
+        #[arg(long, default_value_t = 100)]
+        pause_ms: u64,
+        /// Run every step as its own L1 transaction (the single-layer baseline).
+        #[arg(long)]
+        direct_l1: bool,
+    },
+    /// W workers for D seconds on one configuration, for each W.
+    Concurrent {
+        #[command(flatten)]
+        shared: BenchShared,
+        #[arg(long, default_value = "4-1")]
+        config: NetworkSize,
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+        workers: Vec<usize>,
+        #[arg(long, default_value_t = 20)]
+        duration_secs: u64,
+    },
+    /// Write summary.csv and summary.md from the CSVs in --out.
+    Report {
+        #[arg(long, default_value = "bench/results")]
+        out: PathBuf,
+        /// The paper's published figures.
+        #[arg(long, default_value = "bench/reference/paper-results.csv")]
+        paper: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -135,6 +201,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             run_devnet(spec, demo, exit_after_demo).await
         }
+        Command::Bench { command } => run_bench(command).await,
         Command::Dev { listen, data_dir } => {
             if let Some(dir) = &data_dir {
                 std::fs::create_dir_all(dir)?;
@@ -218,6 +285,50 @@ fn print_session(title: &str, run: &SessionRun) {
         );
     }
     println!("  L1 receipt: {}", run.receipt);
+}
+
+async fn run_bench(command: BenchCommand) -> Result<(), Box<dyn std::error::Error>> {
+    let env = |shared: &BenchShared| -> Result<BenchEnv, Box<dyn std::error::Error>> {
+        Ok(BenchEnv {
+            node_binary: std::env::current_exe()?,
+            cometbft: match &shared.cometbft {
+                Some(path) => path.clone(),
+                None => default_cometbft()?,
+            },
+            work_dir: shared.work_dir.clone(),
+            base_port: shared.base_port,
+            timing: shared.timing.clone(),
+        })
+    };
+    match command {
+        BenchCommand::Sequential { shared, configs, iterations, pause_ms, direct_l1 } => {
+            let options = SequentialOptions {
+                sizes: configs,
+                iterations,
+                pause: Duration::from_millis(pause_ms),
+                mode: if direct_l1 { SequentialMode::DirectL1 } else { SequentialMode::TwoLayer },
+                out: shared.out.clone(),
+            };
+            let written = run_sequential(&env(&shared)?, &options).await?;
+            for path in written {
+                println!("{}", path.display());
+            }
+        }
+        BenchCommand::Concurrent { shared, config, workers, duration_secs } => {
+            let options = ConcurrentOptions {
+                size: config,
+                workers,
+                duration: Duration::from_secs(duration_secs),
+                out: shared.out.clone(),
+            };
+            println!("{}", run_concurrent(&env(&shared)?, &options).await?.display());
+        }
+        BenchCommand::Report { out, paper } => {
+            write_report(&out, paper.exists().then_some(paper.as_path()))?;
+            println!("{}", out.join("summary.md").display());
+        }
+    }
+    Ok(())
 }
 
 /// The pinned CometBFT that `scripts/install-cometbft.sh` installs.

@@ -20,10 +20,14 @@ use crate::{
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Every how many blocks the store is made durable (bounds the replay after a crash).
+const DURABLE_EVERY_BLOCKS: u64 = 100;
+
 /// Runs the node until `shutdown` resolves.
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), BoxError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let store = Arc::new(Store::open(&config.data_dir.join("state.redb"))?);
+    // CometBFT replays the blocks a crash took from the store, so it need not fsync every block.
+    let store = Arc::new(Store::open(&config.data_dir.join("state.redb"))?.defer_durability(DURABLE_EVERY_BLOCKS));
     let registry = Arc::new(supply_chain::registry());
     let key = read_key(&config.node_key_file)?;
     let auth = Authenticator::from_file(&config.tokens_file)?;

