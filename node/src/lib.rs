@@ -25,6 +25,7 @@ pub mod local_chain;
 pub mod local_network;
 pub mod node_process;
 pub mod origin;
+pub mod pod_init;
 pub mod registry;
 pub mod store;
 pub mod supply_chain;

@@ -40,6 +40,21 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// The init step of a Kubernetes pod: write this ordinal's CometBFT home, origin key and
+    /// node config from what the operator mounted.
+    Init {
+        /// This pod's ordinal (the StatefulSet pod index).
+        #[arg(long, env = "BFTWS_ORDINAL")]
+        ordinal: u32,
+        #[arg(long, default_value = bftws_home::cluster::MANIFEST_FILE)]
+        manifest: PathBuf,
+        #[arg(long, default_value = bftws_home::cluster::GENESIS_FILE)]
+        genesis: PathBuf,
+        #[arg(long, default_value = bftws_home::cluster::KEYS_DIR)]
+        keys_dir: PathBuf,
+        #[arg(long, default_value = bftws_home::cluster::DATA_DIR)]
+        data_dir: PathBuf,
+    },
     /// Run one node: the ABCI application for its CometBFT and the HTTP API.
     Run {
         /// The node's configuration file (JSON).
@@ -165,6 +180,12 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&http::openapi())?);
+            Ok(())
+        }
+        Command::Init { ordinal, manifest, genesis, keys_dir, data_dir } => {
+            let paths = bftws_node::pod_init::InitPaths { manifest, genesis, keys_dir, data_dir };
+            let config = bftws_node::pod_init::run(&paths, ordinal)?;
+            println!("wrote {}", config.display());
             Ok(())
         }
         Command::Run { config } => {

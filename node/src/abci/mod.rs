@@ -152,6 +152,9 @@ pub async fn serve(core: AbciCore, socket: &Path) -> Result<(), BoxError> {
     if socket.exists() {
         std::fs::remove_file(socket)?;
     }
+    if let Some(parent) = socket.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
     // Consensus, mempool, snapshot and info requests share one ordered queue; the bound only
     // limits how many may wait.
     let (consensus, mempool, snapshot, info) = tower_abci::v038::split::service(AbciService(core), 64);
