@@ -1,0 +1,315 @@
+//! Step 6: the status. [`compute`] and [`compute_invalid`] are pure (old status + what was
+//! observed and applied + the time → new status); [`patch`] writes it (client required) and is
+//! skipped when nothing changed.
+//!
+//! Conditions always come in the order Ready, Progressing, Degraded, QuorumAtRisk, and a
+//! condition's `lastTransitionTime` moves only when its status flips, so an unchanged
+//! deployment produces an identical status and no write.
+
+use bftws_home::cluster::ClusterLayer;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, ResourceExt as _};
+use serde_json::json;
+
+use crate::crd::{BftWebService, BftWebServiceStatus, LayerStatus};
+use crate::reconcile::validate::{Invalid, LayerPlan, ValidatedBftws};
+use crate::reconcile::Happening;
+use crate::resources::labels;
+use crate::{PerLayer, FIELD_MANAGER};
+
+pub const READY: &str = "Ready";
+pub const PROGRESSING: &str = "Progressing";
+pub const DEGRADED: &str = "Degraded";
+pub const QUORUM_AT_RISK: &str = "QuorumAtRisk";
+
+#[derive(Debug, thiserror::Error)]
+#[error("writing the status of {name}: {source}")]
+pub struct StatusError {
+    name: String,
+    #[source]
+    source: kube::Error,
+}
+
+/// What the status is computed from.
+#[derive(Debug, Clone)]
+pub struct Observation<'a> {
+    pub generation: Option<i64>,
+    pub v: &'a ValidatedBftws,
+    pub statefulsets: PerLayer<Option<&'a StatefulSet>>,
+    pub pods: &'a [Pod],
+    pub genesis_hashes: PerLayer<Option<&'a str>>,
+}
+
+/// One pod's place and readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PodState {
+    layer: ClusterLayer,
+    ordinal: u32,
+    ready: bool,
+}
+
+fn pod_state(pod: &Pod) -> Option<PodState> {
+    let pod_labels = pod.labels();
+    let layer = match pod_labels.get(labels::LAYER).map(String::as_str) {
+        Some("l1") => ClusterLayer::L1,
+        Some("l2") => ClusterLayer::L2,
+        _ => return None,
+    };
+    let ordinal = pod_labels.get(labels::POD_INDEX)?.parse().ok()?;
+    let ready = pod
+        .status
+        .as_ref()
+        .and_then(|status| status.conditions.as_ref())
+        .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let terminating = pod.metadata.deletion_timestamp.is_some();
+    Some(PodState { layer, ordinal, ready: ready && !terminating })
+}
+
+/// Ready pods of a layer, and how many of them are validators.
+fn readiness(pods: &[Pod], plan: &LayerPlan) -> (u32, u32) {
+    let states: Vec<PodState> = pods
+        .iter()
+        .filter_map(pod_state)
+        .filter(|s| s.layer == plan.layer && s.ready && s.ordinal < plan.replicas)
+        .collect();
+    let ready = u32::try_from(states.len()).unwrap_or(u32::MAX);
+    let validators = u32::try_from(states.iter().filter(|s| s.ordinal < plan.validators).count()).unwrap_or(u32::MAX);
+    (ready, validators)
+}
+
+fn int(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+fn layer_status(obs: &Observation<'_>, layer: ClusterLayer) -> LayerStatus {
+    let plan = obs.v.layers.get(layer);
+    let (ready, _) = readiness(obs.pods, plan);
+    let replicas =
+        obs.statefulsets.get(layer).and_then(|sts| sts.status.as_ref()).map(|status| status.replicas).unwrap_or(0);
+    LayerStatus {
+        replicas,
+        ready_replicas: int(ready),
+        ready: format!("{ready}/{}", plan.replicas),
+        validators: int(plan.validators),
+        fault_tolerance: int(plan.fault_tolerance()),
+        height: 0,
+        chain_id: plan.chain_id.clone(),
+        genesis_hash: obs.genesis_hashes.get(layer).map(str::to_owned),
+        selector: labels::pod_selector_string(&obs.v.names.name, layer),
+    }
+}
+
+/// Why a StatefulSet is still rolling out, if it is.
+fn rolling(sts: Option<&StatefulSet>, plan: &LayerPlan, ready: u32) -> Option<String> {
+    let name = plan.layer.as_str();
+    let Some(sts) = sts else { return Some(format!("{name} StatefulSet not created yet")) };
+    let status = sts.status.clone().unwrap_or_default();
+    if status.observed_generation.unwrap_or(0) < sts.metadata.generation.unwrap_or(0) {
+        return Some(format!("{name} StatefulSet change not yet observed"));
+    }
+    if status.update_revision.is_some() && status.current_revision != status.update_revision {
+        return Some(format!(
+            "{name} pods updating ({}/{} updated)",
+            status.updated_replicas.unwrap_or(0),
+            plan.replicas
+        ));
+    }
+    if ready < plan.replicas {
+        return Some(format!("{name} {ready}/{} pods ready", plan.replicas));
+    }
+    None
+}
+
+/// A condition, keeping the old `lastTransitionTime` unless the status flips.
+fn condition(
+    old: &[Condition],
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_owned();
+    let last_transition_time = old
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: type_.to_owned(),
+        status,
+        reason: reason.to_owned(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+pub fn compute(old: Option<&BftWebServiceStatus>, obs: &Observation<'_>, now: Timestamp) -> BftWebServiceStatus {
+    let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let v = obs.v;
+    let (l1, l2) = (&v.layers.l1, &v.layers.l2);
+    let (l1_ready, l1_validators) = readiness(obs.pods, l1);
+    let (l2_ready, l2_validators) = readiness(obs.pods, l2);
+    let cond =
+        |type_, status, reason, message| condition(old_conditions, type_, status, reason, message, obs.generation, now);
+
+    let serving = l1_validators >= l1.quorum() && l2_validators >= l2.quorum();
+    let summary = format!(
+        "L1 {l1_validators}/{} validators ready (quorum {}); L2 {l2_validators}/{} validators ready (quorum {}), {l2_ready}/{} nodes ready",
+        l1.validators,
+        l1.quorum(),
+        l2.validators,
+        l2.quorum(),
+        l2.replicas
+    );
+    let ready = if serving {
+        cond(READY, true, "QuorumReached", summary.clone())
+    } else {
+        cond(READY, false, "QuorumNotReached", summary.clone())
+    };
+
+    let rollout: Vec<String> = [rolling(obs.statefulsets.l1, l1, l1_ready), rolling(obs.statefulsets.l2, l2, l2_ready)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let progressing = if rollout.is_empty() {
+        cond(PROGRESSING, false, "RolledOut", "every pod of both layers is up to date and ready".to_owned())
+    } else {
+        cond(PROGRESSING, true, "RollingOut", rollout.join("; "))
+    };
+    let degraded = cond(DEGRADED, false, "AsExpected", "the spec is valid and applied".to_owned());
+
+    let f = l1.fault_tolerance();
+    let quorum_at_risk = if f == 0 {
+        cond(
+            QUORUM_AT_RISK,
+            true,
+            "NoFaultTolerance",
+            format!(
+                "L1 has {} validators: f = 0, losing any one halts L1; its PodDisruptionBudget (maxUnavailable 0) \
+                 blocks voluntary evictions such as node drains. Use at least 4 validators to tolerate a fault",
+                l1.validators
+            ),
+        )
+    } else if l1_validators < l1.quorum() {
+        cond(
+            QUORUM_AT_RISK,
+            true,
+            "QuorumLost",
+            format!("L1 {l1_validators}/{} validators ready, below quorum {}", l1.validators, l1.quorum()),
+        )
+    } else if l1_validators == l1.quorum() {
+        cond(
+            QUORUM_AT_RISK,
+            true,
+            "NoSpareValidator",
+            format!("L1 {l1_validators}/{} validators ready: one more failure halts L1", l1.validators),
+        )
+    } else {
+        cond(
+            QUORUM_AT_RISK,
+            false,
+            "Tolerating",
+            format!(
+                "L1 {l1_validators}/{} validators ready; tolerates {} more failures",
+                l1.validators,
+                l1_validators - l1.quorum()
+            ),
+        )
+    };
+
+    BftWebServiceStatus {
+        observed_generation: obs.generation,
+        conditions: vec![ready, progressing, degraded, quorum_at_risk],
+        l1: layer_status(obs, ClusterLayer::L1),
+        l2: layer_status(obs, ClusterLayer::L2),
+    }
+}
+
+/// The status of a spec that cannot be reconciled: `Degraded` with the reason, nothing else
+/// claimed; the layers keep what was last observed.
+pub fn compute_invalid(
+    old: Option<&BftWebServiceStatus>,
+    generation: Option<i64>,
+    invalid: &Invalid,
+    now: Timestamp,
+) -> BftWebServiceStatus {
+    let old = old.cloned().unwrap_or_default();
+    let keep = |type_: &str, default_reason: &str| {
+        old.conditions.iter().find(|c| c.type_ == type_).cloned().unwrap_or_else(|| Condition {
+            type_: type_.to_owned(),
+            status: "Unknown".to_owned(),
+            reason: default_reason.to_owned(),
+            message: "not reconciled: see Degraded".to_owned(),
+            observed_generation: generation,
+            last_transition_time: Time(now),
+        })
+    };
+    let waiting = match invalid.retry_after {
+        None => "reconciling waits for the spec to change".to_owned(),
+        Some(after) => format!("looking again in {}s", after.as_secs()),
+    };
+    BftWebServiceStatus {
+        observed_generation: generation,
+        conditions: vec![
+            keep(READY, "NotReconciled"),
+            condition(
+                &old.conditions,
+                PROGRESSING,
+                false,
+                invalid.reason,
+                format!("blocked: {waiting}"),
+                generation,
+                now,
+            ),
+            condition(&old.conditions, DEGRADED, true, invalid.reason, invalid.message.clone(), generation, now),
+            keep(QUORUM_AT_RISK, "NotReconciled"),
+        ],
+        l1: old.l1,
+        l2: old.l2,
+    }
+}
+
+/// Events for condition flips worth a person's attention.
+pub fn transitions(old: Option<&BftWebServiceStatus>, new: &BftWebServiceStatus) -> Vec<Happening> {
+    let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let mut happened = Vec::new();
+    for condition in &new.conditions {
+        let before = old_conditions.iter().find(|c| c.type_ == condition.type_).map(|c| c.status.as_str());
+        let now_true = condition.status == "True";
+        let flipped = match before {
+            Some(before) => before != condition.status,
+            // First status: only a problem with the spec is news.
+            None => condition.type_ == DEGRADED && now_true,
+        };
+        if flipped && condition.status != "Unknown" {
+            happened.push(Happening::ConditionChanged {
+                type_: condition.type_.clone(),
+                status: now_true,
+                reason: condition.reason.clone(),
+                message: condition.message.clone(),
+            });
+        }
+    }
+    happened
+}
+
+/// Writes the status with server-side apply, unless it is unchanged.
+pub async fn patch(client: &Client, obj: &BftWebService, status: &BftWebServiceStatus) -> Result<bool, StatusError> {
+    if obj.status.as_ref() == Some(status) {
+        return Ok(false);
+    }
+    let name = obj.name_any();
+    let api: Api<BftWebService> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    let body = json!({"apiVersion": "bftws.io/v1alpha1", "kind": "BftWebService", "status": status});
+    api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+        .await
+        .map_err(|source| StatusError { name, source })?;
+    Ok(true)
+}
