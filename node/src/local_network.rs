@@ -64,6 +64,7 @@ impl LocalNetwork {
             registry,
             l2.clone() as Arc<dyn Chain>,
             Duration::from_secs(5),
+            Arc::new(crate::metrics::Metrics::new()),
         ));
         let committer = Arc::new(Committer::new(
             origin.clone(),

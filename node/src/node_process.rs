@@ -12,6 +12,7 @@ use crate::{
     config::{read_key, NodeConfig},
     http::{self, ApiState},
     l2::{Committer, HttpL1Client},
+    metrics::Metrics,
     origin::Origin,
     registry::Layer,
     store::Store,
@@ -32,6 +33,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let key = read_key(&config.node_key_file)?;
     let auth = Authenticator::from_file(&config.tokens_file)?;
     let waiters = Arc::new(Waiters::default());
+    let metrics = Arc::new(Metrics::new());
     let status = Arc::new(AbciStatus::default());
 
     let core = AbciCore::new(
@@ -39,6 +41,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         store.clone(),
         waiters.clone(),
         status.clone(),
+        metrics.clone(),
     );
     let core = apply_fault(core, &config, &key)?;
     let socket = config.abci_socket.clone();
@@ -47,7 +50,15 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let rpc = CometRpc::new(config.cometbft_rpc.clone(), Duration::from_secs(5));
     let chain: Arc<dyn Chain> = Arc::new(CometChain::new(config.chain_id.clone(), status, rpc, waiters, store));
     let timeout = Duration::from_millis(config.write_timeout_ms);
-    let origin = Arc::new(Origin::new(config.node_id.clone(), config.layer, key, registry, chain.clone(), timeout));
+    let origin = Arc::new(Origin::new(
+        config.node_id.clone(),
+        config.layer,
+        key,
+        registry,
+        chain.clone(),
+        timeout,
+        metrics.clone(),
+    ));
 
     let committer = match (&config.layer, &config.l2) {
         (Layer::L2, Some(l2)) => {

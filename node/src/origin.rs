@@ -10,6 +10,7 @@ use crate::{
     app::tx::{Op, SignedOp, Tx},
     chain::{Chain, Finalized, SubmitError},
     crypto::SigningKey,
+    metrics::Metrics,
     registry::{
         ids, Actor, AppError, Ctx, ExecEnv, ExecMode, Layer, Registry, Request, Response, Route, SessionBinding,
     },
@@ -68,6 +69,7 @@ pub struct Origin {
     registry: Arc<Registry>,
     chain: Arc<dyn Chain>,
     timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl Origin {
@@ -78,8 +80,13 @@ impl Origin {
         registry: Arc<Registry>,
         chain: Arc<dyn Chain>,
         timeout: Duration,
+        metrics: Arc<Metrics>,
     ) -> Self {
-        Self { node_id: node_id.into(), layer, key, registry, chain, timeout }
+        Self { node_id: node_id.into(), layer, key, registry, chain, timeout, metrics }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn node_id(&self) -> &str {
@@ -112,6 +119,30 @@ impl Origin {
             .resolve(method, path)
             .filter(|(route, _)| !route.internal() || actor.role == crate::registry::Role::Node)
             .ok_or_else(|| WriteError::NoRoute { method: method.into(), path: path.into() })?;
+        let outcome = self.write_route(route, params, actor, method, path, body, started).await;
+        let result = match &outcome {
+            Ok(_) => "ok",
+            Err(WriteError::Refused(_)) => "refused",
+            Err(WriteError::Conflict(_)) => "conflict",
+            Err(WriteError::Timeout(_)) => "timeout",
+            Err(WriteError::Unavailable(_)) => "unavailable",
+            Err(WriteError::NoRoute { .. } | WriteError::Internal(_)) => "error",
+        };
+        self.metrics.write_finished(self.layer, route.op, result, started.elapsed());
+        outcome
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_route(
+        &self,
+        route: &Route,
+        params: std::collections::BTreeMap<String, String>,
+        actor: &Actor,
+        method: &str,
+        path: &str,
+        body: Value,
+        started: std::time::Instant,
+    ) -> Result<WriteOutcome, WriteError> {
         let request = self.build_request(route, params, actor, method, path, body)?;
         let response = self.simulate(route, &request)?;
         let session_id = request.session_id.clone();
@@ -189,7 +220,7 @@ impl Origin {
 
 /// The origin's clock: the one place wall time enters a replicated request.
 #[allow(clippy::disallowed_methods)]
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 

@@ -117,3 +117,24 @@ async fn the_openapi_document_lists_every_route() {
     }
     assert!(!paths.contains_key("/v1/sessions/{id}/commit_recorded"));
 }
+
+#[tokio::test]
+async fn metrics_count_writes_and_requests_by_route_template() {
+    let net = Net::new();
+    let session = net.start("demo-op-1", "warehouse").await;
+    net.post("demo-op-1", &step(&session, "scan"), json!({"package_id": "NOPE"})).await.expect(404);
+    let request = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+    let response = tower::ServiceExt::oneshot(bftws_node::http::app(net.network.api.clone()), request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    for series in [
+        "bftws_ops_total{op=\"session.start\",result=\"ok\"} 1",
+        "bftws_ops_total{op=\"warehouse.scan\",result=\"refused\"} 1",
+        "bftws_sessions{status=\"open\"} 1",
+        "route=\"/v1/sessions/{id}/scan\",status=\"404\"",
+    ] {
+        assert!(text.contains(series), "missing {series}:\n{text}");
+    }
+    assert!(!text.contains(&session), "raw paths never become labels");
+}

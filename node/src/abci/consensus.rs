@@ -92,6 +92,7 @@ impl AbciCore {
     }
 
     pub(super) fn finalize_block(&mut self, block: request::FinalizeBlock) -> response::FinalizeBlock {
+        let started = std::time::Instant::now();
         let height = block.height.value();
         let last = self.store.last_block().expect("store readable at FinalizeBlock");
         assert_eq!(height, last.height + 1, "FinalizeBlock for height {height} after committed height {}", last.height);
@@ -104,6 +105,7 @@ impl AbciCore {
         let tx_results = outcome.txs.iter().map(exec_tx_result).collect();
         let app_hash = outcome.app_hash.to_vec().try_into().expect("any byte string is an app hash");
         self.finalized = Some(outcome);
+        self.metrics.block_finalized(self.app.layer(), started.elapsed());
         response::FinalizeBlock {
             events: Vec::new(),
             tx_results,
@@ -120,6 +122,7 @@ impl AbciCore {
             .commit_block(&BlockCommit { height: outcome.height, app_hash: &outcome.app_hash, writes: &writes })
             .unwrap_or_else(|e| panic!("cannot persist block {}: {e}", outcome.height));
         self.status.height.store(outcome.height, Ordering::Relaxed);
+        self.metrics.set_height(self.app.layer(), outcome.height);
         self.validated.clear();
         // Waiters resolve after the store commit, so a client's next request sees its write.
         for tx in outcome.txs {

@@ -28,6 +28,7 @@ use tower_abci::BoxError;
 use crate::{
     app::{App, BlockOutcome},
     cometbft::Waiters,
+    metrics::Metrics,
     store::Store,
 };
 
@@ -71,15 +72,23 @@ pub struct AbciCore {
     /// The decided block, executed and waiting for Commit.
     finalized: Option<BlockOutcome>,
     fault: FaultMode,
+    metrics: Arc<Metrics>,
     /// Test-only: the origin key used to forge transactions.
     #[cfg_attr(not(feature = "byzantine-test"), allow(dead_code))]
     forger: Option<(String, crate::crypto::SigningKey)>,
 }
 
 impl AbciCore {
-    pub fn new(app: App, store: Arc<Store>, waiters: Arc<Waiters>, status: Arc<AbciStatus>) -> Self {
+    pub fn new(
+        app: App,
+        store: Arc<Store>,
+        waiters: Arc<Waiters>,
+        status: Arc<AbciStatus>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         if let Ok(last) = store.last_block() {
             status.height.store(last.height, Ordering::Relaxed);
+            metrics.set_height(app.layer(), last.height);
         }
         Self {
             app,
@@ -89,6 +98,7 @@ impl AbciCore {
             validated: Vec::new(),
             finalized: None,
             fault: FaultMode::Honest,
+            metrics,
             forger: None,
         }
     }

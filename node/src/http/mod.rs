@@ -5,6 +5,7 @@ mod error;
 mod extract;
 mod health;
 mod l1;
+mod metrics;
 mod packages;
 mod sessions;
 
@@ -113,9 +114,11 @@ pub fn app(state: ApiState) -> Router {
     let openapi = Arc::new(openapi);
     api.merge(health::router())
         .route("/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
+        .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::record))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(500, "internal", "internal error; see the node's log").into_response()
         }))

@@ -98,12 +98,26 @@ impl Committer {
     /// One attempt: bundle, submit, record. L1 being unreachable is `Pending`, not an error.
     #[tracing::instrument(skip(self), fields(node = self.origin.node_id()))]
     pub async fn commit(&self, session_id: &str) -> Result<CommitOutcome, WriteError> {
+        let started = std::time::Instant::now();
+        let outcome = self.attempt(session_id).await;
+        let result = match &outcome {
+            Ok(CommitOutcome::Committed(_)) => "committed",
+            Ok(CommitOutcome::Rejected { .. }) => "rejected",
+            Ok(CommitOutcome::Pending { .. }) => "pending",
+            Err(_) => "error",
+        };
+        self.origin.metrics().commit_attempted(result, started.elapsed());
+        outcome
+    }
+
+    async fn attempt(&self, session_id: &str) -> Result<CommitOutcome, WriteError> {
         let snapshot = self.origin.chain().snapshot()?;
         let ops = app::session_ops(&snapshot, session_id)?;
         drop(snapshot);
         if ops.is_empty() {
             return Err(WriteError::Internal(format!("session '{session_id}' has no recorded ops")));
         }
+        let first_op_ms = ops[0].op.request.time_ms;
         let bundle = Bundle::new(self.origin.chain().chain_id(), session_id, ops);
         let signed = SignedBundle::sign(bundle, &self.commit_key);
         let answer = match tokio::time::timeout(self.attempt_timeout, self.l1.submit_bundle(signed)).await {
@@ -128,6 +142,10 @@ impl Committer {
             }
         };
         self.record(session_id, &record).await?;
+        if let CommitOutcome::Committed(_) = outcome {
+            let since = Duration::from_millis(crate::origin::now_ms().saturating_sub(first_op_ms));
+            self.origin.metrics().session_committed(since);
+        }
         Ok(outcome)
     }
 

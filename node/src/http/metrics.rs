@@ -1,0 +1,39 @@
+//! `/metrics` and the request-timing middleware.
+
+use std::{collections::BTreeMap, time::Instant};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::header,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use super::{ApiError, ApiState};
+use crate::{store::keys, supply_chain::model::SessionRecord};
+
+/// Prometheus text format. Session counts are taken from state at scrape time.
+pub(super) async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let origin = state.origin();
+    let snapshot = origin.chain().snapshot()?;
+    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for bytes in snapshot.scan_prefix(&keys::session_prefix())?.values() {
+        if let Ok(session) = serde_json::from_slice::<SessionRecord>(bytes) {
+            *counts.entry(session.status.as_str()).or_default() += 1;
+        }
+    }
+    let counts: Vec<(&str, u64)> = counts.into_iter().collect();
+    origin.metrics().set_sessions(&counts);
+    let body = origin.metrics().encode();
+    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response())
+}
+
+/// Times every request, labelled by its route template (never the raw path).
+pub(super) async fn record(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route =
+        request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    state.origin().metrics().http_request(&route, response.status().as_u16(), started.elapsed());
+    response
+}
