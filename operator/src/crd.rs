@@ -286,3 +286,108 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
 
 /// Path of the generated CRD, relative to the repository root.
 pub const CRD_PATH: &str = "crds/bftws.io_bftwebservices.yaml";
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::fixtures::demo_ws;
+
+    fn schema() -> Value {
+        let crd = BftWebService::crd();
+        let schema = crd.spec.versions[0].schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()).unwrap();
+        serde_json::to_value(schema).unwrap()
+    }
+
+    /// The apiserver's verdict on creating `new` (or updating `old` to `new`), as messages.
+    fn admit(new: &Value, old: Option<&Value>) -> Result<(), Vec<String>> {
+        kube::core::cel::Validator::new().validate(&schema(), new, old).map_err(|errors| {
+            errors.into_vec().into_iter().map(|e| format!("{}: {}", e.field_path, e.message)).collect()
+        })
+    }
+
+    fn demo() -> Value {
+        serde_json::to_value(demo_ws()).unwrap()
+    }
+
+    fn with(edit: impl FnOnce(&mut Value)) -> Value {
+        let mut value = demo();
+        edit(&mut value);
+        value
+    }
+
+    fn refused(result: Result<(), Vec<String>>, needle: &str) {
+        let errors = result.expect_err("should be refused");
+        assert!(errors.iter().any(|e| e.contains(needle)), "{needle:?} not in {errors:?}");
+    }
+
+    #[test]
+    fn the_fixture_is_admitted_and_so_is_scaling_l2() {
+        admit(&demo(), None).unwrap();
+        let scaled = with(|v| v["spec"]["l2"]["replicas"] = json!(5));
+        admit(&scaled, Some(&demo())).unwrap();
+        let delete = with(|v| v["spec"]["deletionPolicy"] = json!("Delete"));
+        admit(&delete, Some(&demo())).unwrap();
+    }
+
+    #[test]
+    fn l2_validators_must_not_exceed_l2_replicas() {
+        let too_many = with(|v| {
+            v["spec"]["l2"]["replicas"] = json!(2);
+            v["spec"]["l2"]["validators"] = json!(3);
+        });
+        refused(admit(&too_many, None), "spec.l2.validators must be at most spec.l2.replicas");
+        // Scaling L2 below its validators is refused too.
+        let below = with(|v| {
+            v["spec"]["l2"]["replicas"] = json!(3);
+            v["spec"]["l2"]["validators"] = json!(3);
+        });
+        let scaled_down = with(|v| {
+            v["spec"]["l2"]["replicas"] = json!(2);
+            v["spec"]["l2"]["validators"] = json!(3);
+        });
+        refused(admit(&scaled_down, Some(&below)), "spec.l2.validators must be at most");
+    }
+
+    #[test]
+    fn genesis_sizes_and_storage_are_immutable() {
+        let old = demo();
+        refused(admit(&with(|v| v["spec"]["l1"]["replicas"] = json!(7)), Some(&old)), "spec.l1.replicas is immutable");
+        let more_validators = with(|v| {
+            v["spec"]["l2"]["replicas"] = json!(3);
+            v["spec"]["l2"]["validators"] = json!(2);
+        });
+        refused(admit(&more_validators, Some(&old)), "spec.l2.validators is immutable");
+        let bigger = with(|v| v["spec"]["l1"]["storage"] = json!({"size": "20Gi"}));
+        refused(admit(&bigger, Some(&old)), "spec.l1.storage is immutable");
+        let class = with(|v| v["spec"]["l2"]["storage"] = json!({"size": "10Gi", "storageClassName": "fast"}));
+        refused(admit(&class, Some(&old)), "spec.l2.storage is immutable");
+    }
+
+    #[test]
+    fn consensus_timeouts_are_bounded() {
+        let fine = with(|v| v["spec"]["consensus"] = json!({"l1": {"timeoutCommit": "50ms", "timeoutPropose": "1m"}}));
+        admit(&fine, None).unwrap();
+        let slow = with(|v| v["spec"]["consensus"] = json!({"l2": {"timeoutPropose": "90s"}}));
+        refused(admit(&slow, None), "must be at most 60s");
+    }
+
+    #[test]
+    fn names_must_fit_child_object_names() {
+        refused(admit(&with(|v| v["metadata"]["name"] = json!("a".repeat(41))), None), "metadata.name");
+        refused(admit(&with(|v| v["metadata"]["name"] = json!("9lives")), None), "metadata.name");
+        admit(&with(|v| v["metadata"]["name"] = json!("a".repeat(40))), None).unwrap();
+    }
+
+    /// The committed CRD is what the code generates (CI also diffs it after `bftws-operator crd`).
+    #[test]
+    fn committed_crd_is_up_to_date() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(CRD_PATH);
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == crd_yaml().unwrap(),
+            "{CRD_PATH} is stale: run `cargo run -p bftws-operator -- crd --output {CRD_PATH}`"
+        );
+    }
+}

@@ -86,6 +86,7 @@ pub(crate) fn keys(v: &ValidatedBftws) -> KeyMaterial {
 pub(crate) struct Call {
     pub method: String,
     pub path: String,
+    /// Query string, e.g. `fieldManager=bftws-operator&force=true`.
     pub query: String,
     pub body: Option<Value>,
 }

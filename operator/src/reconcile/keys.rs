@@ -203,13 +203,13 @@ async fn ensure_layer(
 /// Generates the keys a layer of `replicas` nodes lacks; never touches existing ones.
 fn fill_missing(keys: &mut LayerKeys, layer: ClusterLayer, replicas: u32) -> Result<(), KeysError> {
     for ordinal in 0..replicas {
-        if !keys.nodes.contains_key(&ordinal) {
-            keys.nodes.insert(ordinal, NodeKeys::generate().map_err(KeysError::Randomness)?);
+        if let std::collections::btree_map::Entry::Vacant(slot) = keys.nodes.entry(ordinal) {
+            slot.insert(NodeKeys::generate().map_err(KeysError::Randomness)?);
         }
     }
     for ordinal in origin_ordinals(layer, replicas) {
-        if !keys.origin.contains_key(&ordinal) {
-            keys.origin.insert(ordinal, SeedKey::generate().map_err(KeysError::Randomness)?);
+        if let std::collections::btree_map::Entry::Vacant(slot) = keys.origin.entry(ordinal) {
+            slot.insert(SeedKey::generate().map_err(KeysError::Randomness)?);
         }
     }
     Ok(())

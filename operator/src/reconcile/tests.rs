@@ -140,6 +140,10 @@ async fn a_second_pass_changes_nothing() {
     assert_eq!(changed(&before, &objects(&server)), BTreeSet::new());
     let calls = server.calls();
     assert!(calls.iter().all(|call| call.method != "POST" && !call.path.contains("/events")), "{calls:?}");
+    // Every write is a forced server-side apply by the one field manager.
+    for call in calls.iter().filter(|call| call.is_write()) {
+        assert!(call.query.contains("fieldManager=bftws-operator") && call.query.contains("force=true"), "{call:?}");
+    }
     assert!(calls.iter().all(|call| !call.path.ends_with("/status")), "status rewritten");
 }
 

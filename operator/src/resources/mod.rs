@@ -18,6 +18,9 @@ pub mod secret;
 pub mod service;
 pub mod statefulset;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 
 use bftws_home::HomeError;

@@ -62,7 +62,8 @@ fn secret_volume(name: &str, secret: String) -> Volume {
         name: name.to_owned(),
         secret: Some(SecretVolumeSource {
             secret_name: Some(secret),
-            default_mode: Some(0o400),
+            // Group-readable: files belong to root with the pod's fsGroup, and the node runs as that group.
+            default_mode: Some(0o440),
             ..SecretVolumeSource::default()
         }),
         ..Volume::default()
@@ -162,7 +163,7 @@ fn app_container(v: &ValidatedBftws, layer: ClusterLayer) -> Container {
         // /healthz answers once the process listens; allow two minutes for a store to open.
         startup_probe: Some(http_probe("/healthz", 1, 120)),
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
-        readiness_probe: Some(http_probe("/readyz", 2, 1)),
+        readiness_probe: Some(http_probe("/readyz", 2, 3)),
         resources: v.layers.get(layer).resources.clone(),
         volume_mounts: Some(mounts),
         ..base_container(v, "app", NODE_BINARY, &["run", "--config", NODE_CONFIG_FILE])
