@@ -276,11 +276,12 @@ pub fn compute_invalid(
     }
 }
 
-/// Events for condition flips worth a person's attention.
+/// Events for condition flips worth a person's attention (Progressing flips with every rollout
+/// and pod restart: too noisy for events).
 pub fn transitions(old: Option<&BftWebServiceStatus>, new: &BftWebServiceStatus) -> Vec<Happening> {
     let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let mut happened = Vec::new();
-    for condition in &new.conditions {
+    for condition in new.conditions.iter().filter(|c| c.type_ != PROGRESSING) {
         let before = old_conditions.iter().find(|c| c.type_ == condition.type_).map(|c| c.status.as_str());
         let now_true = condition.status == "True";
         let flipped = match before {
@@ -312,4 +313,149 @@ pub async fn patch(client: &Client, obj: &BftWebService, status: &BftWebServiceS
         .await
         .map_err(|source| StatusError { name, source })?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::StatefulSetStatus;
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+    use crate::fixtures::{demo_ws, fixed_now, validated};
+
+    fn pod(layer: ClusterLayer, ordinal: u32, ready: bool) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(format!("demo-ws-{}-{ordinal}", layer.as_str())),
+                labels: Some(
+                    [
+                        (labels::LAYER.to_owned(), layer.as_str().to_owned()),
+                        (labels::POD_INDEX.to_owned(), ordinal.to_string()),
+                    ]
+                    .into(),
+                ),
+                ..ObjectMeta::default()
+            },
+            status: Some(PodStatus {
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".to_owned(),
+                    status: if ready { "True" } else { "False" }.to_owned(),
+                    ..PodCondition::default()
+                }]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    fn settled(replicas: i32) -> StatefulSet {
+        StatefulSet {
+            metadata: ObjectMeta { generation: Some(1), ..ObjectMeta::default() },
+            status: Some(StatefulSetStatus {
+                observed_generation: Some(1),
+                replicas,
+                ready_replicas: Some(replicas),
+                updated_replicas: Some(replicas),
+                current_revision: Some("r1".to_owned()),
+                update_revision: Some("r1".to_owned()),
+                ..StatefulSetStatus::default()
+            }),
+            ..StatefulSet::default()
+        }
+    }
+
+    /// L1 with `l1_ready` of its 4 validators ready, L2's single validator ready.
+    fn status_with(old: Option<&BftWebServiceStatus>, l1_ready: u32, now: Timestamp) -> BftWebServiceStatus {
+        let v = validated(&demo_ws());
+        let mut pods: Vec<Pod> = (0..4).map(|i| pod(ClusterLayer::L1, i, i < l1_ready)).collect();
+        pods.push(pod(ClusterLayer::L2, 0, true));
+        let (l1, l2) = (settled(4), settled(1));
+        let obs = Observation {
+            generation: Some(1),
+            v: &v,
+            statefulsets: PerLayer { l1: Some(&l1), l2: Some(&l2) },
+            pods: &pods,
+            genesis_hashes: PerLayer { l1: Some("aa"), l2: Some("bb") },
+        };
+        compute(old, &obs, now)
+    }
+
+    fn get<'a>(status: &'a BftWebServiceStatus, type_: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn a_fully_ready_deployment_is_ready_settled_and_tolerating() {
+        let status = status_with(None, 4, fixed_now());
+        assert_eq!(get(&status, READY).status, "True");
+        assert_eq!(get(&status, PROGRESSING).status, "False");
+        assert_eq!(get(&status, DEGRADED).status, "False");
+        assert_eq!(get(&status, QUORUM_AT_RISK).status, "False");
+        assert_eq!(status.l1.ready, "4/4");
+        assert_eq!(status.l1.fault_tolerance, 1);
+        assert_eq!(status.l2.genesis_hash.as_deref(), Some("bb"));
+    }
+
+    #[test]
+    fn losing_validators_puts_quorum_at_risk_then_loses_readiness() {
+        let three = status_with(None, 3, fixed_now());
+        assert_eq!(get(&three, READY).status, "True");
+        assert_eq!(get(&three, QUORUM_AT_RISK).reason, "NoSpareValidator");
+        let two = status_with(None, 2, fixed_now());
+        assert_eq!(get(&two, READY).status, "False");
+        assert_eq!(get(&two, QUORUM_AT_RISK).reason, "QuorumLost");
+        assert_eq!(get(&two, PROGRESSING).status, "True");
+    }
+
+    #[test]
+    fn last_transition_time_moves_only_on_a_flip() {
+        let t0 = fixed_now();
+        let later = Timestamp::from_second(t0.as_second() + 60).unwrap();
+        let first = status_with(None, 4, t0);
+        let same = status_with(Some(&first), 4, later);
+        assert_eq!(first, same, "nothing changed, nothing moves");
+        let flipped = status_with(Some(&first), 3, later);
+        assert_eq!(get(&flipped, QUORUM_AT_RISK).last_transition_time, Time(later));
+        assert_eq!(get(&flipped, READY).last_transition_time, Time(t0), "Ready stayed True");
+        let events = transitions(Some(&first), &flipped);
+        assert_eq!(events.len(), 1);
+        assert!(
+            matches!(&events[0], Happening::ConditionChanged { type_, status: true, .. } if type_ == QUORUM_AT_RISK)
+        );
+    }
+
+    #[test]
+    fn fewer_than_four_validators_have_no_fault_tolerance() {
+        let mut obj = demo_ws();
+        obj.spec.l1.replicas = 3;
+        let v = validated(&obj);
+        let pods: Vec<Pod> =
+            (0..3).map(|i| pod(ClusterLayer::L1, i, true)).chain([pod(ClusterLayer::L2, 0, true)]).collect();
+        let (l1, l2) = (settled(3), settled(1));
+        let obs = Observation {
+            generation: Some(1),
+            v: &v,
+            statefulsets: PerLayer { l1: Some(&l1), l2: Some(&l2) },
+            pods: &pods,
+            genesis_hashes: PerLayer { l1: None, l2: None },
+        };
+        let status = compute(None, &obs, fixed_now());
+        let risk = get(&status, QUORUM_AT_RISK);
+        assert_eq!((risk.status.as_str(), risk.reason.as_str()), ("True", "NoFaultTolerance"));
+        assert!(risk.message.contains("PodDisruptionBudget"), "{}", risk.message);
+        assert_eq!(get(&status, READY).status, "True");
+    }
+
+    #[test]
+    fn an_invalid_spec_is_degraded_and_keeps_what_was_observed() {
+        let good = status_with(None, 4, fixed_now());
+        let invalid = Invalid::spec("spec.l1.replicas is 7 but the existing l1 genesis has 4 validators");
+        let status = compute_invalid(Some(&good), Some(2), &invalid, fixed_now());
+        assert_eq!(get(&status, DEGRADED).status, "True");
+        assert_eq!(get(&status, DEGRADED).message, invalid.message);
+        assert_eq!(get(&status, READY), get(&good, READY));
+        assert_eq!(status.l1, good.l1);
+        assert_eq!(status.observed_generation, Some(2));
+    }
 }
