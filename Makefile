@@ -6,7 +6,7 @@ CARGO ?= cargo
 BFTWS_CACHE ?= $(HOME)/.cache/bftws
 export BFTWS_CACHE
 
-.PHONY: run demo dev bench test setup build lint fmt unit openapi check-generated clean
+.PHONY: run demo dev bench test setup build lint fmt unit openapi crds check-generated clean
 
 BIN = "$${CARGO_TARGET_DIR:-target}/release/bftws-node"
 
@@ -50,9 +50,13 @@ unit:
 openapi:
 	$(CARGO) run -q -p bftws-node -- openapi > docs/openapi.json
 
-## check-generated: fail when a generated file is stale
-check-generated: openapi
-	@git diff --exit-code -- docs/openapi.json || { echo "docs/openapi.json is stale: run 'make openapi' and commit" >&2; exit 1; }
+## crds: regenerate crds/ from the operator's CRD types
+crds:
+	$(CARGO) run -q -p bftws-operator -- crd --output crds/bftws.io_bftwebservices.yaml
+
+## check-generated: fail when a generated file (OpenAPI, CRDs) is stale
+check-generated: openapi crds
+	@git diff --exit-code -- docs/openapi.json crds/ || { echo "generated files are stale: run 'make openapi crds' and commit" >&2; exit 1; }
 
 clean:
 	$(CARGO) clean
