@@ -374,7 +374,7 @@ cmd_stop() {
 	for i in "${!pids[@]}"; do
 		alive "${pids[i]}" "${bins[i]}" && kill -KILL "${pids[i]}" 2>/dev/null || true
 	done
-	rm -f "$dir/pids"
+	rm -f "$dir/pids" "$dir/env"
 	rm -rf "$dir/etcd"
 	log "stopped $dir"
 }
@@ -389,12 +389,26 @@ cmd_run() {
 	dir=$(cd "$dir" && pwd)
 	cmd_start "$dir" >/dev/null
 	CLEANUP_DIR=$dir # always stop, whatever the command does
-	KUBECONFIG=$dir/kubeconfig PATH="$BIN_DIR:$PATH" "$@" || rc=$?
+	# In the background (stdin kept) so that a TERM/INT to this script is handled at once:
+	# the EXIT trap then ends the command and stops the control plane.
+	KUBECONFIG=$dir/kubeconfig PATH="$BIN_DIR:$PATH" "$@" <&0 &
+	CMD_PID=$!
+	wait "$CMD_PID" || rc=$?
+	CMD_PID=""
 	exit "$rc"
 }
 
-CLEANUP_DIR=""
-trap '[[ -n $CLEANUP_DIR ]] && cmd_stop "$CLEANUP_DIR"' EXIT
+CLEANUP_DIR="" CMD_PID=""
+on_exit() {
+	local rc=$?
+	if [[ -n $CMD_PID ]] && kill -0 "$CMD_PID" 2>/dev/null; then
+		kill -TERM "$CMD_PID" 2>/dev/null || true
+		wait "$CMD_PID" 2>/dev/null || true
+	fi
+	[[ -z $CLEANUP_DIR ]] || cmd_stop "$CLEANUP_DIR" || true
+	exit "$rc"
+}
+trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
