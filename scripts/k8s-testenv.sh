@@ -12,6 +12,13 @@
 #                                           exit with CMD's status
 #   scripts/k8s-testenv.sh env DIR          print `export KUBECONFIG=…; export PATH=…` for a started DIR
 #
+# `start` returns once /readyz answers, kwok has made the fake nodes Ready and the
+# default ServiceAccount exists; it cleans up after itself if any step fails.
+# `run` also passes the bin dir (kubectl, …) on PATH to COMMAND, and on TERM/INT it
+# ends COMMAND and stops the control plane. DIR keeps pki/, logs/ and the kubeconfigs
+# after `stop` (etcd data is removed); components authenticate with client certs
+# (admin is in system:masters; controller-manager and scheduler use their own users).
+#
 # The Go module tools/k8s-testenv pins k8s.io/kubernetes and replaces every
 # staging module by its published tag (see tools/k8s-testenv/gen-replaces.sh).
 # Binaries are cached in $BFTWS_CACHE/k8s/<version>/bin (default ~/.cache/bftws).
@@ -64,8 +71,8 @@ kwok_stages() {
 		pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
 		echo "---"
 		cat "$dir/kustomize/stage/$f"
-	done >"$out.tmp"
-	mv "$out.tmp" "$out"
+	done >"$out.tmp.$$"
+	mv "$out.tmp.$$" "$out"
 }
 
 cmd_build() {
@@ -88,14 +95,14 @@ cmd_build() {
 		[[ -x $BIN_DIR/$c ]] && continue
 		log "building $c $KUBE_VERSION ..."
 		(cd "$MODDIR" && CGO_ENABLED=0 go build -mod=readonly -trimpath -ldflags "-s -w $ld" \
-			-o "$BIN_DIR/$c.tmp" "k8s.io/kubernetes/cmd/$c") || die "building $c failed"
-		mv "$BIN_DIR/$c.tmp" "$BIN_DIR/$c"
+			-o "$BIN_DIR/$c.tmp.$$" "k8s.io/kubernetes/cmd/$c") || die "building $c failed"
+		mv "$BIN_DIR/$c.tmp.$$" "$BIN_DIR/$c"
 	done
 	if [[ ! -x $BIN_DIR/etcd ]]; then
 		log "building etcd $ETCD_VERSION ..."
 		(cd "$MODDIR" && CGO_ENABLED=0 go build -mod=readonly -trimpath -ldflags "-s -w" \
-			-o "$BIN_DIR/etcd.tmp" go.etcd.io/etcd/server/v3) || die "building etcd failed"
-		mv "$BIN_DIR/etcd.tmp" "$BIN_DIR/etcd"
+			-o "$BIN_DIR/etcd.tmp.$$" go.etcd.io/etcd/server/v3) || die "building etcd failed"
+		mv "$BIN_DIR/etcd.tmp.$$" "$BIN_DIR/etcd"
 	fi
 	if [[ ! -x $BIN_DIR/kwok ]]; then
 		log "installing kwok $KWOK_VERSION ..."
@@ -108,12 +115,16 @@ cmd_build() {
 }
 
 # ---- start / stop ---------------------------------------------------------------
-# A TCP port on 127.0.0.1 that nothing listens on (and that we have not handed out).
+# A TCP port on 127.0.0.1 that nothing listens on (and that we have not handed out),
+# below the kernel's ephemeral range so that outgoing connections do not take it
+# between this check and the component's bind.
 USED_PORTS=" "
 free_port() { # free_port VAR: set VAR to a free port
-	local p i
+	local p i lo=32768 _
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	((lo > 12000)) || lo=32768
 	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (lo - 10000)))
 		[[ $USED_PORTS == *" $p "* ]] && continue
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			USED_PORTS+="$p "
