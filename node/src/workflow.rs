@@ -11,6 +11,12 @@ use crate::{
     supply_chain::{demo, model::Item},
 };
 
+/// The items of every package the workflow registers (the warehouse side re-signs the same
+/// manifest as the supplier presented it).
+pub fn package_items() -> Vec<Item> {
+    vec![Item { sku: "SKU-100".into(), qty: 4 }, Item { sku: "SKU-200".into(), qty: 1 }]
+}
+
 /// One timed HTTP call of the workflow (the paper's CSV columns).
 #[derive(Debug, Clone, Serialize)]
 pub struct StepTiming {
@@ -96,7 +102,7 @@ impl WorkflowClient {
         let started =
             self.step(&mut steps, "start_session", token, "/v1/sessions", json!({"kind": "supplier"}), 201).await?;
         let id = started["data"]["session_id"].as_str().unwrap_or_default().to_owned();
-        let items = vec![Item { sku: "SKU-100".into(), qty: 4 }, Item { sku: "SKU-200".into(), qty: 1 }];
+        let items = package_items();
         let signature = demo::sign_manifest(supplier_id, package_id, &items);
         let body = json!({"package_id": package_id, "items": items, "signature": signature});
         self.step(&mut steps, "create_package", token, &format!("/v1/sessions/{id}/register_package"), body, 201)
@@ -118,7 +124,7 @@ impl WorkflowClient {
             self.step(&mut steps, "start_session", token, "/v1/sessions", json!({"kind": "warehouse"}), 201).await?;
         let id = started["data"]["session_id"].as_str().unwrap_or_default().to_owned();
         let path = |step: &str| format!("/v1/sessions/{id}/{step}");
-        let items = vec![Item { sku: "SKU-100".into(), qty: 4 }, Item { sku: "SKU-200".into(), qty: 1 }];
+        let items = package_items();
         let signature = demo::sign_manifest(supplier_id, package_id, &items);
         self.step(&mut steps, "scan_package", token, &path("scan"), json!({"package_id": package_id}), 200).await?;
         self.step(&mut steps, "validate_package", token, &path("validate"), json!({"signature": signature}), 200)

@@ -254,14 +254,7 @@ async fn an_l2_node_killed_mid_session_continues_it_after_restart() {
     let step = |name: &str| format!("/v1/sessions/{session}/{name}");
     let (status, body) = http.post(&l2, "demo-op-1", &step("scan"), json!({"package_id": "PKG-R1"})).await;
     assert_eq!(status, 200, "{body}");
-    let signature = demo::sign_manifest(
-        "sup-1",
-        "PKG-R1",
-        &[
-            bftws_node::supply_chain::model::Item { sku: "SKU-100".into(), qty: 4 },
-            bftws_node::supply_chain::model::Item { sku: "SKU-200".into(), qty: 1 },
-        ],
-    );
+    let signature = demo::sign_manifest("sup-1", "PKG-R1", &bftws_node::workflow::package_items());
     let (status, body) = http.post(&l2, "demo-op-1", &step("validate"), json!({"signature": signature})).await;
     assert_eq!(status, 200, "{body}");
 

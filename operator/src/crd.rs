@@ -265,8 +265,8 @@ pub struct LayerStatus {
     pub validators: i32,
     /// f = ⌊(validators − 1)/3⌋: Byzantine validators the layer tolerates.
     pub fault_tolerance: i32,
-    /// Latest block height seen. TODO: always 0 for now; reading it needs a call to a node's
-    /// API, which the reconciler does not make yet.
+    /// Latest committed block height reported by the layer's API Service (`/readyz`); kept when
+    /// the layer does not answer.
     pub height: i64,
     #[serde(default)]
     pub chain_id: String,

@@ -15,6 +15,7 @@
 //! operator is down.
 
 pub mod apply;
+pub mod heights;
 pub mod keys;
 pub mod observe;
 pub mod status;
@@ -137,16 +138,32 @@ pub struct Context {
     backoff: Mutex<BTreeMap<String, u32>>,
     /// The wall clock; tests pass a fixed one.
     now: fn() -> Timestamp,
+    /// Where status heights come from.
+    heights: Box<dyn heights::HeightProbe>,
 }
 
 impl Context {
     pub fn new(client: Client, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
         let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance };
         Self::with_clock(client, metrics, reporter, Timestamp::now)
+            .with_heights(Box::new(heights::HttpHeights::default()))
+    }
+
+    /// Replaces where status heights come from.
+    pub fn with_heights(mut self, probe: Box<dyn heights::HeightProbe>) -> Self {
+        self.heights = probe;
+        self
     }
 
     pub fn with_clock(client: Client, metrics: Arc<Metrics>, reporter: Reporter, now: fn() -> Timestamp) -> Self {
-        Self { recorder: Recorder::new(client.clone(), reporter), client, metrics, backoff: Mutex::default(), now }
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            backoff: Mutex::default(),
+            now,
+            heights: Box::new(heights::NoHeights),
+        }
     }
 
     /// Next delay for an object that failed again.
@@ -207,12 +224,14 @@ pub async fn reconcile(obj: Arc<BftWebService>, ctx: Arc<Context>) -> Result<Act
     let applied = apply::apply(&ctx.client, &names.namespace, resources, &observed, &mut happened).await?; // client
 
     let genesis_hashes = applied.genesis_json.as_ref().map(|_, json| json.as_deref().map(bftws_home::genesis_hash));
+    let heights = ctx.heights.heights(&names).await; // network: each layer's API, best effort
     let observation = status::Observation {
         generation: obj.metadata.generation,
         v: &validated,
         statefulsets: PerLayer { l1: Some(&applied.statefulsets.l1), l2: Some(&applied.statefulsets.l2) },
         pods: &observed.pods,
         genesis_hashes: genesis_hashes.as_ref().map(|_, hash| hash.as_deref()),
+        heights,
     };
     let new_status = status::compute(obj.status.as_ref(), &observation, (ctx.now)()); // no client
     happened.extend(status::transitions(obj.status.as_ref(), &new_status));

@@ -42,6 +42,8 @@ pub struct Observation<'a> {
     pub statefulsets: PerLayer<Option<&'a StatefulSet>>,
     pub pods: &'a [Pod],
     pub genesis_hashes: PerLayer<Option<&'a str>>,
+    /// Heights reported by the layers now; `None` keeps the height status showed before.
+    pub heights: PerLayer<Option<i64>>,
 }
 
 /// One pod's place and readiness.
@@ -85,7 +87,7 @@ fn int(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
 
-fn layer_status(obs: &Observation<'_>, layer: ClusterLayer) -> LayerStatus {
+fn layer_status(obs: &Observation<'_>, layer: ClusterLayer, previous_height: i64) -> LayerStatus {
     let plan = obs.v.layers.get(layer);
     let (ready, _) = readiness(obs.pods, plan);
     let replicas =
@@ -96,7 +98,7 @@ fn layer_status(obs: &Observation<'_>, layer: ClusterLayer) -> LayerStatus {
         ready: format!("{ready}/{}", plan.replicas),
         validators: int(plan.validators),
         fault_tolerance: int(plan.fault_tolerance()),
-        height: 0,
+        height: (*obs.heights.get(layer)).unwrap_or(previous_height),
         chain_id: plan.chain_id.clone(),
         genesis_hash: obs.genesis_hashes.get(layer).map(str::to_owned),
         selector: labels::pod_selector_string(&obs.v.names.name, layer),
@@ -227,8 +229,8 @@ pub fn compute(old: Option<&BftWebServiceStatus>, obs: &Observation<'_>, now: Ti
     BftWebServiceStatus {
         observed_generation: obs.generation,
         conditions: vec![ready, progressing, degraded, quorum_at_risk],
-        l1: layer_status(obs, ClusterLayer::L1),
-        l2: layer_status(obs, ClusterLayer::L2),
+        l1: layer_status(obs, ClusterLayer::L1, old.map(|s| s.l1.height).unwrap_or(0)),
+        l2: layer_status(obs, ClusterLayer::L2, old.map(|s| s.l2.height).unwrap_or(0)),
     }
 }
 
@@ -377,6 +379,7 @@ mod tests {
             statefulsets: PerLayer { l1: Some(&l1), l2: Some(&l2) },
             pods: &pods,
             genesis_hashes: PerLayer { l1: Some("aa"), l2: Some("bb") },
+            heights: PerLayer { l1: Some(120), l2: None },
         };
         compute(old, &obs, now)
     }
@@ -439,6 +442,7 @@ mod tests {
             statefulsets: PerLayer { l1: Some(&l1), l2: Some(&l2) },
             pods: &pods,
             genesis_hashes: PerLayer { l1: None, l2: None },
+            heights: PerLayer { l1: None, l2: None },
         };
         let status = compute(None, &obs, fixed_now());
         let risk = get(&status, QUORUM_AT_RISK);
@@ -457,5 +461,15 @@ mod tests {
         assert_eq!(get(&status, READY), get(&good, READY));
         assert_eq!(status.l1, good.l1);
         assert_eq!(status.observed_generation, Some(2));
+    }
+
+    #[test]
+    fn heights_come_from_the_layers_and_a_silent_layer_keeps_its_last_height() {
+        let first = status_with(None, 4, fixed_now());
+        assert_eq!((first.l1.height, first.l2.height), (120, 0));
+        let mut old = first.clone();
+        old.l2.height = 77;
+        let next = status_with(Some(&old), 4, fixed_now());
+        assert_eq!((next.l1.height, next.l2.height), (120, 77), "L2 did not answer: its height stays");
     }
 }
