@@ -91,6 +91,12 @@ impl WorkflowClient {
         Ok(reply.body)
     }
 
+    /// Starts a session of `kind`; returns its id.
+    async fn start(&self, steps: &mut Vec<StepTiming>, token: &str, kind: &str) -> Result<String, WorkflowError> {
+        let started = self.step(steps, "start_session", token, "/v1/sessions", json!({"kind": kind}), 201).await?;
+        Ok(started["data"]["session_id"].as_str().unwrap_or_default().to_owned())
+    }
+
     /// A supplier session registering one signed package (demo key) and committing it.
     pub async fn supplier_session(
         &self,
@@ -99,9 +105,7 @@ impl WorkflowClient {
         package_id: &str,
     ) -> Result<SessionRun, WorkflowError> {
         let mut steps = Vec::new();
-        let started =
-            self.step(&mut steps, "start_session", token, "/v1/sessions", json!({"kind": "supplier"}), 201).await?;
-        let id = started["data"]["session_id"].as_str().unwrap_or_default().to_owned();
+        let id = self.start(&mut steps, token, "supplier").await?;
         let items = package_items();
         let signature = demo::sign_manifest(supplier_id, package_id, &items);
         let body = json!({"package_id": package_id, "items": items, "signature": signature});
@@ -120,9 +124,7 @@ impl WorkflowClient {
         package_id: &str,
     ) -> Result<SessionRun, WorkflowError> {
         let mut steps = Vec::new();
-        let started =
-            self.step(&mut steps, "start_session", token, "/v1/sessions", json!({"kind": "warehouse"}), 201).await?;
-        let id = started["data"]["session_id"].as_str().unwrap_or_default().to_owned();
+        let id = self.start(&mut steps, token, "warehouse").await?;
         let path = |step: &str| format!("/v1/sessions/{id}/{step}");
         let items = package_items();
         let signature = demo::sign_manifest(supplier_id, package_id, &items);
