@@ -6,7 +6,7 @@ CARGO ?= cargo
 BFTWS_CACHE ?= $(HOME)/.cache/bftws
 export BFTWS_CACHE
 
-.PHONY: run demo dev bench test setup build lint fmt unit openapi crds check-generated clean
+.PHONY: run demo dev bench test e2e setup build lint fmt unit openapi crds check-generated clean
 
 BIN = "$${CARGO_TARGET_DIR:-target}/release/bftws-node"
 
@@ -27,7 +27,13 @@ bench: setup build
 	./scripts/bench.sh
 
 ## test: set up, then lint, check generated files and run every test
-test: setup lint check-generated unit
+test: setup lint check-generated unit e2e
+
+## e2e: the operator against a real kube-apiserver built from Go modules (cached under $HOME)
+e2e:
+	$(CARGO) build -p bftws-operator
+	./scripts/k8s-testenv.sh build >/dev/null
+	dir=$$(mktemp -d) && ./scripts/k8s-testenv.sh run "$$dir/k8s" -- ./scripts/operator-e2e.sh
 
 setup:
 	@./scripts/setup.sh

@@ -9,3 +9,12 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 ./scripts/install-cometbft.sh >/dev/null
+# openssl makes the test control plane's certificates (scripts/k8s-testenv.sh).
+if ! command -v openssl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+  else
+    echo "error: openssl is required (apt-get install openssl)" >&2
+    exit 1
+  fi
+fi
