@@ -11,9 +11,7 @@ use crate::{
     chain::{Chain, Finalized, SubmitError},
     crypto::SigningKey,
     metrics::Metrics,
-    registry::{
-        ids, Actor, AppError, Ctx, ExecEnv, ExecMode, Layer, Registry, Request, Response, Route, SessionBinding,
-    },
+    registry::{Actor, AppError, Ctx, ExecEnv, ExecMode, Layer, Registry, Request, Response, Route},
     store::StoreError,
 };
 
@@ -119,7 +117,10 @@ impl Origin {
             .resolve(method, path)
             .filter(|(route, _)| !route.internal() || actor.role == crate::registry::Role::Node)
             .ok_or_else(|| WriteError::NoRoute { method: method.into(), path: path.into() })?;
-        let outcome = self.write_route(route, params, actor, method, path, body, started).await;
+        let outcome = match self.build_request(route, params, actor, method, path, body) {
+            Ok(request) => self.simulate_and_submit(route, request, started).await,
+            Err(err) => Err(err),
+        };
         let result = match &outcome {
             Ok(_) => "ok",
             Err(WriteError::Refused(_)) => "refused",
@@ -132,18 +133,12 @@ impl Origin {
         outcome
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn write_route(
+    async fn simulate_and_submit(
         &self,
         route: &Route,
-        params: std::collections::BTreeMap<String, String>,
-        actor: &Actor,
-        method: &str,
-        path: &str,
-        body: Value,
+        request: Request,
         started: std::time::Instant,
     ) -> Result<WriteOutcome, WriteError> {
-        let request = self.build_request(route, params, actor, method, path, body)?;
         let response = self.simulate(route, &request)?;
         let session_id = request.session_id.clone();
         let signed = SignedOp::sign(Op { request, response: response.clone() }, &self.node_id, &self.key);
@@ -190,11 +185,7 @@ impl Origin {
         body: Value,
     ) -> Result<Request, WriteError> {
         let request_id = new_request_id().map_err(|e| WriteError::Internal(format!("no randomness: {e}")))?;
-        let session_id = match route.session {
-            SessionBinding::None => None,
-            SessionBinding::Starts => Some(ids::session_id(&request_id)),
-            SessionBinding::InPath => params.get("id").cloned(),
-        };
+        let session_id = route.session_id(&request_id, &params);
         Ok(Request {
             method: method.to_owned(),
             path: path.to_owned(),

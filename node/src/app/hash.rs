@@ -12,7 +12,7 @@ use crate::store::WriteSet;
 /// The hash the chain starts from (before genesis).
 pub const EMPTY_APP_HASH: [u8; 32] = [0; 32];
 
-pub fn writes_digest(writes: &[WriteSet]) -> [u8; 32] {
+pub fn writes_digest<'a>(writes: impl IntoIterator<Item = &'a WriteSet>) -> [u8; 32] {
     let mut hasher = Sha256::new();
     for set in writes {
         for (key, value) in set.iter() {
@@ -34,8 +34,8 @@ pub fn writes_digest(writes: &[WriteSet]) -> [u8; 32] {
 /// The app hash after a block with these writes. A block that writes nothing keeps the previous
 /// hash: CometBFT makes a new block whenever the app hash changes, so a hash that moved on every
 /// empty block would make blocks forever even with `create_empty_blocks = false`.
-pub fn next_app_hash(prev: &[u8], writes: &[WriteSet]) -> [u8; 32] {
-    if writes.iter().all(WriteSet::is_empty) {
+pub fn next_app_hash<'a>(prev: &[u8], writes: impl IntoIterator<Item = &'a WriteSet> + Clone) -> [u8; 32] {
+    if writes.clone().into_iter().all(WriteSet::is_empty) {
         if let Ok(same) = <[u8; 32]>::try_from(prev) {
             return same;
         }

@@ -18,7 +18,7 @@ use self::tx::{SignedBundle, SignedOp, Tx};
 use crate::{
     crypto::PublicKey,
     encoding,
-    registry::{ids, AppError, Ctx, ExecEnv, ExecMode, Layer, Registry, Role, Route, RouteKind, SessionBinding},
+    registry::{ids, AppError, Ctx, ExecEnv, ExecMode, Layer, Registry, Role, Route, RouteKind},
     store::{keys, Overlay, StateView, StoreError, WriteSet},
 };
 
@@ -57,19 +57,24 @@ impl TxCode {
         }
     }
 
+    const ALL: [TxCode; 8] = [
+        TxCode::Ok,
+        TxCode::Malformed,
+        TxCode::BadSignature,
+        TxCode::Unauthorized,
+        TxCode::ResponseMismatch,
+        TxCode::Refused,
+        TxCode::WrongLayer,
+        TxCode::BundleConflict,
+    ];
+
     pub fn from_u32(code: u32) -> Option<Self> {
-        [
-            TxCode::Ok,
-            TxCode::Malformed,
-            TxCode::BadSignature,
-            TxCode::Unauthorized,
-            TxCode::ResponseMismatch,
-            TxCode::Refused,
-            TxCode::WrongLayer,
-            TxCode::BundleConflict,
-        ]
-        .into_iter()
-        .find(|c| c.as_u32() == code)
+        Self::ALL.into_iter().find(|c| c.as_u32() == code)
+    }
+
+    /// The code with this [`TxCode::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
     }
 }
 
@@ -257,16 +262,15 @@ impl App {
     ) -> Result<BlockOutcome, ExecError> {
         let mut block = Overlay::new(base);
         let mut outcomes = Vec::with_capacity(txs.len());
-        let mut applied = Vec::new();
         for bytes in txs {
             let outcome = self.execute_tx(&block, height, bytes.as_ref())?;
             if outcome.code == TxCode::Ok {
                 block.writes_mut().extend(outcome.writes.clone());
-                applied.push(outcome.writes.clone());
             }
             outcomes.push(outcome);
         }
-        let app_hash = hash::next_app_hash(prev_app_hash, &applied);
+        let applied = outcomes.iter().filter(|t| t.code == TxCode::Ok).map(|t| &t.writes);
+        let app_hash = hash::next_app_hash(prev_app_hash, applied);
         Ok(BlockOutcome { height, txs: outcomes, app_hash })
     }
 
@@ -337,12 +341,7 @@ impl App {
         if params != request.params {
             return Err((TxCode::Malformed, "path parameters do not match the path".into()));
         }
-        let expected_session = match route.session {
-            SessionBinding::None => None,
-            SessionBinding::Starts => Some(ids::session_id(&request.request_id)),
-            SessionBinding::InPath => params.get("id").cloned(),
-        };
-        if request.session_id != expected_session {
+        if request.session_id != route.session_id(&request.request_id, &params) {
             return Err((TxCode::Malformed, "session_id does not match the route".into()));
         }
         let is_node = request.actor.role == Role::Node;

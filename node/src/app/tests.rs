@@ -13,8 +13,8 @@ use crate::{
     chain::{Chain, SubmitError},
     crypto::SigningKey,
     local_chain::LocalChain,
-    registry::{ids, Actor, Ctx, ExecEnv, ExecMode, Layer, Request, Role, SessionBinding},
-    store::{StateView, Store},
+    registry::{Actor, Ctx, ExecEnv, ExecMode, Layer, Request, Role},
+    store::Store,
     supply_chain::{self, demo, model::Item},
 };
 
@@ -64,11 +64,7 @@ impl Script {
         let request_id = format!("req-{}", self.next_request);
         let registry = self.l2.app().registry().clone();
         let (route, params) = registry.resolve("POST", path).expect("route");
-        let session_id = match route.session {
-            SessionBinding::None => None,
-            SessionBinding::Starts => Some(ids::session_id(&request_id)),
-            SessionBinding::InPath => params.get("id").cloned(),
-        };
+        let session_id = route.session_id(&request_id, &params);
         let request = Request {
             method: "POST".into(),
             path: path.into(),
@@ -178,7 +174,6 @@ fn replaying_the_ops_on_a_fresh_store_gives_byte_identical_writes_and_app_hash()
     let replica = Script::new();
     let app = replica.l2.app();
     let store = replica.l2.store();
-    let original = Script::new();
     for (height, tx) in script.l2_txs.iter().enumerate() {
         let last = store.last_block().unwrap();
         let block = app.execute_block(&store.snapshot().unwrap(), &last.app_hash, height as u64 + 1, &[tx]).unwrap();
@@ -192,7 +187,6 @@ fn replaying_the_ops_on_a_fresh_store_gives_byte_identical_writes_and_app_hash()
             })
             .unwrap();
     }
-    drop(original);
     assert_eq!(state_dump(&script.l2), state_dump(&replica.l2));
     assert_eq!(app_hash(&script.l2), app_hash(&replica.l2));
 }
@@ -335,5 +329,4 @@ fn a_conflicting_op_ordered_after_its_rival_is_refused_not_applied() {
     assert_eq!(block.txs[0].code, TxCode::Ok);
     assert_eq!(block.txs[1].code, TxCode::Refused, "{}", block.txs[1].log);
     assert!(block.txs[1].writes.is_empty());
-    let _: &dyn StateView = &store.snapshot().unwrap();
 }

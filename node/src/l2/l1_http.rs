@@ -52,10 +52,7 @@ impl HttpL1Client {
                 }
                 422 | 400 => {
                     let error = &reply.body["error"];
-                    let code = error["tx_code"]
-                        .as_str()
-                        .and_then(|name| (0..16).filter_map(TxCode::from_u32).find(|c| c.name() == name))
-                        .unwrap_or(TxCode::Malformed);
+                    let code = error["tx_code"].as_str().and_then(TxCode::from_name).unwrap_or(TxCode::Malformed);
                     let log = error["message"].as_str().unwrap_or("refused").to_owned();
                     return Err(L1Error::Rejected { code, log });
                 }

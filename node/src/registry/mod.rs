@@ -238,6 +238,16 @@ pub enum RouteKind {
 }
 
 impl Route {
+    /// The session an op on this route belongs to: derived from the request id when the route
+    /// starts a session, the `{id}` path parameter when it acts on one.
+    pub fn session_id(&self, request_id: &str, params: &BTreeMap<String, String>) -> Option<String> {
+        match self.session {
+            SessionBinding::None => None,
+            SessionBinding::Starts => Some(ids::session_id(request_id)),
+            SessionBinding::InPath => params.get("id").cloned(),
+        }
+    }
+
     /// Part of the session bundle sent to L1.
     pub fn bundled(&self) -> bool {
         self.kind != RouteKind::CommitRecorded

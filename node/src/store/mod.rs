@@ -206,7 +206,7 @@ mod tests {
     }
 
     #[test]
-    fn deferred_durability_keeps_commits_visible_and_atomic() {
+    fn deferred_durability_keeps_every_commit_visible() {
         let store = Store::in_memory().unwrap().defer_durability(3);
         for height in 1..=7u64 {
             let mut writes = WriteSet::default();

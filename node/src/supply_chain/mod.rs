@@ -27,11 +27,6 @@ pub mod paths {
     pub const COMMIT_RECORDED: &str = "/v1/sessions/{id}/commit_recorded";
 }
 
-/// The op name of the start route (the committer and the HTTP layer refer to it).
-pub const OP_START: &str = "session.start";
-pub const OP_COMMIT: &str = "session.commit";
-pub const OP_COMMIT_RECORDED: &str = "session.commit_recorded";
-
 /// The service's registry: every replicated write it accepts.
 pub fn registry() -> Registry {
     let route = |op, pattern, handler, session, kind| Route {
@@ -45,15 +40,21 @@ pub fn registry() -> Registry {
     use RouteKind::{Commit, CommitRecorded, Step};
     use SessionBinding::{InPath, Starts};
     let routes = vec![
-        route(OP_START, paths::SESSIONS, handlers::start as _, Starts, Step),
+        route("session.start", paths::SESSIONS, handlers::start as _, Starts, Step),
         route("supplier.register_package", paths::REGISTER_PACKAGE, handlers::register_package as _, InPath, Step),
         route("warehouse.scan", paths::SCAN, handlers::scan as _, InPath, Step),
         route("warehouse.validate", paths::VALIDATE, handlers::validate as _, InPath, Step),
         route("warehouse.qc", paths::QC, handlers::quality_check as _, InPath, Step),
         route("warehouse.label", paths::LABEL, handlers::label as _, InPath, Step),
-        route(OP_COMMIT, paths::COMMIT, handlers::commit as _, InPath, Commit),
+        route("session.commit", paths::COMMIT, handlers::commit as _, InPath, Commit),
         route("session.abort", paths::ABORT, handlers::abort as _, InPath, Step),
-        route(OP_COMMIT_RECORDED, paths::COMMIT_RECORDED, handlers::commit_recorded as _, InPath, CommitRecorded),
+        route(
+            "session.commit_recorded",
+            paths::COMMIT_RECORDED,
+            handlers::commit_recorded as _,
+            InPath,
+            CommitRecorded,
+        ),
     ];
     Registry::new(routes, genesis, handlers::session_committed)
 }
