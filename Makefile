@@ -6,7 +6,7 @@ CARGO ?= cargo
 BFTWS_CACHE ?= $(HOME)/.cache/bftws
 export BFTWS_CACHE
 
-.PHONY: run demo dev bench test e2e setup build lint fmt unit openapi crds check-generated clean
+.PHONY: run demo dev bench test e2e setup build lint fmt unit openapi crds manifests check-generated clean
 
 BIN = "$${CARGO_TARGET_DIR:-target}/release/bftws-node"
 
@@ -31,7 +31,7 @@ test: setup lint check-generated unit e2e
 
 ## e2e: the operator against a real kube-apiserver built from Go modules (cached under $HOME)
 e2e:
-	$(CARGO) build -p bftws-operator
+	$(CARGO) build -p bftws-operator -p bftws-node
 	./scripts/k8s-testenv.sh build >/dev/null
 	dir=$$(mktemp -d) && ./scripts/k8s-testenv.sh run "$$dir/k8s" -- ./scripts/operator-e2e.sh
 
@@ -56,13 +56,18 @@ unit:
 openapi:
 	$(CARGO) run -q -p bftws-node -- openapi > docs/openapi.json
 
-## crds: regenerate crds/ from the operator's CRD types
+## crds: regenerate crds/ (and the chart's copy) from the operator's CRD types
 crds:
 	$(CARGO) run -q -p bftws-operator -- crd --output crds/bftws.io_bftwebservices.yaml
+	cp crds/bftws.io_bftwebservices.yaml charts/bftws-operator/crds/
+
+## manifests: render manifests/install.yaml (namespace, CRD, operator) from the chart's defaults
+manifests: crds
+	./scripts/render-manifests.sh
 
 ## check-generated: fail when a generated file (OpenAPI, CRDs) is stale
-check-generated: openapi crds
-	@git diff --exit-code -- docs/openapi.json crds/ || { echo "generated files are stale: run 'make openapi crds' and commit" >&2; exit 1; }
+check-generated: openapi crds manifests
+	@git diff --exit-code -- docs/openapi.json crds/ charts/bftws-operator/crds/ manifests/ || { echo "generated files are stale: run 'make openapi manifests' and commit" >&2; exit 1; }
 
 clean:
 	$(CARGO) clean

@@ -303,7 +303,8 @@ pub fn transitions(old: Option<&BftWebServiceStatus>, new: &BftWebServiceStatus)
     happened
 }
 
-/// Writes the status with server-side apply, unless it is unchanged.
+/// Writes the status with server-side apply, unless it is unchanged. An object deleted while it
+/// was being reconciled has no status to write: that is not an error.
 pub async fn patch(client: &Client, obj: &BftWebService, status: &BftWebServiceStatus) -> Result<bool, StatusError> {
     if obj.status.as_ref() == Some(status) {
         return Ok(false);
@@ -311,10 +312,11 @@ pub async fn patch(client: &Client, obj: &BftWebService, status: &BftWebServiceS
     let name = obj.name_any();
     let api: Api<BftWebService> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
     let body = json!({"apiVersion": "bftws.io/v1alpha1", "kind": "BftWebService", "status": status});
-    api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
-        .await
-        .map_err(|source| StatusError { name, source })?;
-    Ok(true)
+    match api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(response)) if response.code == 404 => Ok(false),
+        Err(source) => Err(StatusError { name, source }),
+    }
 }
 
 #[cfg(test)]
