@@ -5,8 +5,10 @@ SHELL := /usr/bin/env bash
 CARGO ?= cargo
 BFTWS_CACHE ?= $(HOME)/.cache/bftws
 export BFTWS_CACHE
+NODE_IMAGE ?= localhost/bftws-node:dev
+OPERATOR_IMAGE ?= localhost/bftws-operator:dev
 
-.PHONY: run demo dev bench test e2e setup build lint fmt unit openapi crds manifests check-generated clean
+.PHONY: run demo dev bench test e2e setup build lint fmt unit openapi crds manifests check-generated image image-smoke clean
 
 BIN = "$${CARGO_TARGET_DIR:-target}/release/bftws-node"
 
@@ -28,6 +30,14 @@ bench: setup build
 
 ## test: set up, then lint, check generated files and run every test
 test: setup lint check-generated unit e2e
+
+## image: build the node and operator images (Dockerfile) with podman from local Debian bases: no registry needed
+image:
+	NODE_IMAGE=$(NODE_IMAGE) OPERATOR_IMAGE=$(OPERATOR_IMAGE) ./scripts/image-build.sh
+
+## image-smoke: 4 L1 + 1 L2 node pods from the node image on a podman network commit sessions, also with an L1 node killed
+image-smoke: image
+	NODE_IMAGE=$(NODE_IMAGE) ./scripts/image-smoke.sh
 
 ## e2e: the operator against a real kube-apiserver built from Go modules (cached under $HOME)
 e2e:

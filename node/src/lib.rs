@@ -13,6 +13,7 @@ pub mod app;
 pub mod auth;
 pub mod bench;
 pub mod chain;
+pub mod cluster_files;
 pub mod cometbft;
 pub mod config;
 pub mod crypto;

@@ -9,6 +9,7 @@ use bftws_node::{
         run_concurrent, run_sequential, write_report, BenchEnv, ConcurrentOptions, NetworkSize, SequentialMode,
         SequentialOptions,
     },
+    cluster_files::ClusterShape,
     config::NodeConfig,
     devnet::{Devnet, DevnetSpec},
     http,
@@ -103,6 +104,31 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Run one supplier and one warehouse session (DEMO tokens) against a node's API, printing
+    /// each step and the L1 receipts; fails on the first unexpected reply.
+    Demo {
+        /// The API base URL of an L2 node, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        api: String,
+        /// The package the two sessions register and handle: an id not used before.
+        #[arg(long)]
+        package_id: String,
+    },
+    /// Write what the operator would mount into each pod of an L1 + L2 deployment (layer
+    /// manifests, genesis, keys, DEMO tokens and commit key) to run the node image without
+    /// Kubernetes; node `l1-0` is reached at host `l1-0` (see scripts/image-smoke.sh).
+    ClusterFiles {
+        #[arg(long, default_value_t = 4)]
+        l1: u32,
+        /// L2 replicas (validators + full nodes).
+        #[arg(long, default_value_t = 1)]
+        l2: u32,
+        #[arg(long, default_value_t = 1)]
+        l2_validators: u32,
+        /// Output directory (one folder per mount; existing files are replaced).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -223,6 +249,16 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             run_devnet(spec, demo, exit_after_demo).await
         }
         Command::Bench { command } => run_bench(command).await,
+        Command::Demo { api, package_id } => run_demo(&api, &package_id).await,
+        Command::ClusterFiles { l1, l2, l2_validators, out } => {
+            if l2_validators == 0 || l2_validators > l2 {
+                return Err(format!("--l2-validators must be between 1 and --l2 ({l2})").into());
+            }
+            let shape = ClusterShape { l1_validators: l1, l2_validators, l2_full_nodes: l2 - l2_validators };
+            bftws_node::cluster_files::write(shape, &out)?;
+            println!("wrote the mounts of {l1} L1 and {l2} L2 nodes to {}", out.display());
+            Ok(())
+        }
         Command::Dev { listen, data_dir } => {
             if let Some(dir) = &data_dir {
                 std::fs::create_dir_all(dir)?;
@@ -273,7 +309,7 @@ async fn run_devnet(spec: DevnetSpec, demo: bool, exit_after_demo: bool) -> Resu
     }
     if demo {
         let api = devnet.layer(Layer::L2).next().map(|n| n.api_url.clone()).ok_or("no L2 node")?;
-        run_demo(&api).await?;
+        run_demo(&api, &format!("PKG-DEMO-{}", std::process::id())).await?;
         if exit_after_demo {
             devnet.stop_all();
             return Ok(());
@@ -286,13 +322,13 @@ async fn run_devnet(spec: DevnetSpec, demo: bool, exit_after_demo: bool) -> Resu
     Ok(())
 }
 
-/// One supplier and one warehouse session against `api`, printing each step and the receipts.
-async fn run_demo(api: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// One supplier and one warehouse session on `package_id` against `api`, printing each step and
+/// the receipts.
+async fn run_demo(api: &str, package_id: &str) -> Result<(), Box<dyn std::error::Error>> {
     let client = WorkflowClient::new(api, Duration::from_secs(30));
-    let package_id = format!("PKG-DEMO-{}", std::process::id());
-    let supplier = client.supplier_session("demo-sup-1", "sup-1", &package_id).await?;
+    let supplier = client.supplier_session("demo-sup-1", "sup-1", package_id).await?;
     print_session("supplier session", &supplier);
-    let warehouse = client.warehouse_session("demo-op-1", "sup-1", &package_id).await?;
+    let warehouse = client.warehouse_session("demo-op-1", "sup-1", package_id).await?;
     print_session("warehouse session", &warehouse);
     Ok(())
 }
