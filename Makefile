@@ -8,7 +8,7 @@ export BFTWS_CACHE
 NODE_IMAGE ?= localhost/bftws-node:dev
 OPERATOR_IMAGE ?= localhost/bftws-operator:dev
 
-.PHONY: run demo dev bench test e2e setup build lint fmt unit openapi crds manifests check-generated image image-smoke clean
+.PHONY: run demo dev bench test e2e setup build lint fmt unit openapi crds manifests check-generated image image-smoke prometheus-check clean
 
 BIN = "$${CARGO_TARGET_DIR:-target}/release/bftws-node"
 
@@ -29,7 +29,7 @@ bench: setup build
 	./scripts/bench.sh
 
 ## test: set up, then lint, check generated files and run every test
-test: setup lint check-generated unit e2e
+test: setup lint check-generated unit e2e prometheus-check image-smoke
 
 ## image: build the node and operator images (Dockerfile) with podman from local Debian bases: no registry needed
 image:
@@ -38,6 +38,11 @@ image:
 ## image-smoke: 4 L1 + 1 L2 node pods from the node image on a podman network commit sessions, also with an L1 node killed
 image-smoke: image
 	NODE_IMAGE=$(NODE_IMAGE) ./scripts/image-smoke.sh
+
+## prometheus-check: a real Prometheus scrapes a devnet; every dashboard and alert query must use exported series
+prometheus-check:
+	$(CARGO) build -p bftws-node
+	./scripts/prometheus-check.sh
 
 ## e2e: the operator against a real kube-apiserver built from Go modules (cached under $HOME)
 e2e:

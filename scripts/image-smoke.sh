@@ -36,14 +36,12 @@ READY_TIMEOUT=${BFTWS_SMOKE_READY_TIMEOUT:-180}
 READ_TOKEN=demo-auditor
 # The node to kill: first in the L2 node's list of L1 APIs, so its commits must fail over.
 VICTIM=l1-0
-# What is killed: `containers` (default) SIGKILLs the node's cometbft and app containers and
-# leaves its pod, as Kubernetes does when a pod's containers crash: peers see the connections
-# reset. `pod` also kills the pod's infra container, so its network namespace and address vanish
-# as when a machine fails and peers' packets go unanswered. A known gap shows there: the L2
-# committer spends its whole 10 s commit attempt on the vanished first L1 URL (its per-node
-# timeout equals the attempt), answers 202 `committing`, and the session commits in the
-# background about half a minute later, so the second sessions fail this test.
-KILL=${BFTWS_SMOKE_KILL:-containers}
+# What is killed: `pod` (default) SIGKILLs every container of the node's pod, infra container
+# included, so its network namespace and address vanish as when a machine fails and peers'
+# packets go unanswered (the L2 committer must give up on that address within its connect
+# timeout and commit through another L1 node). `containers` SIGKILLs only the cometbft and app
+# containers, as when a pod's containers crash: peers see the connections refused.
+KILL=${BFTWS_SMOKE_KILL:-pod}
 
 started=$SECONDS
 say() { echo "image-smoke: $*" >&2; }

@@ -3,7 +3,7 @@
 # container registry (only the Debian archive, crates.io and the Go module proxy are reachable).
 # Idempotent and quick when warm (it only checks); prints nothing but progress notes on stderr.
 #
-#   1. podman, runc, catatonit and debootstrap from Debian (apt-get, when missing);
+#   1. podman, runc, catatonit, debootstrap, curl and jq from Debian (apt-get, when missing);
 #   2. /etc/containers/containers.conf: runc (crun refuses this machine's mixed cgroup v1/v2
 #      hierarchy) and default ulimits under the 20000 hard nofile limit (podman's default asks
 #      for 1048576 and the container fails to start); only these keys are touched;
@@ -50,7 +50,8 @@ trap 'rm -rf "${scratch[@]}" "$ROOTFS_TAR.tmp" "$CONTAINERS_CONF.tmp"' EXIT
 # 1. Packages.
 missing=()
 # catatonit: podman builds the pods' infra (pause) image locally from it instead of pulling one.
-for pkg in podman runc catatonit debootstrap; do
+# curl and jq: the smoke test's client side.
+for pkg in podman runc catatonit debootstrap curl jq; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -48,10 +48,15 @@ pub struct JsonClient {
 
 impl JsonClient {
     pub fn new(timeout: Duration) -> Self {
+        Self::with_connect_timeout(timeout, timeout)
+    }
+
+    /// Every call ends within `timeout`; establishing a connection within `connect_timeout`.
+    pub fn with_connect_timeout(timeout: Duration, connect_timeout: Duration) -> Self {
         let mut connector = HttpConnector::new();
         // Small JSON calls on loopback: Nagle's algorithm would add delays to every one.
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
+        connector.set_connect_timeout(Some(connect_timeout));
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
         Self { client, timeout }
     }

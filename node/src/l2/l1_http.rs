@@ -12,19 +12,33 @@ use crate::{
     http_client::JsonClient,
 };
 
+/// A live L1 node accepts a connection at once; waiting longer only means it (or its host) is
+/// gone, and the next node should be tried while the attempt still has time.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 pub struct HttpL1Client {
     urls: Vec<String>,
     client: JsonClient,
-    /// The node that answered last; tried first next time.
+    /// The node that answered last, moved past a node that failed; tried first next time.
     preferred: AtomicUsize,
 }
 
 impl HttpL1Client {
-    /// `urls` are L1 API base URLs like `http://127.0.0.1:8101`; each attempt waits at most
-    /// `per_node_timeout` for a node before trying the next.
-    pub fn new(urls: Vec<String>, per_node_timeout: Duration) -> Self {
+    /// `urls` are L1 API base URLs like `http://127.0.0.1:8101`, tried in turn within one
+    /// commit attempt of `attempt`: a node gets [`CONNECT_TIMEOUT`] to accept and half the
+    /// attempt to answer, so a node that is gone or hung leaves time for the next one.
+    pub fn new(urls: Vec<String>, attempt: Duration) -> Self {
         let urls = urls.into_iter().map(|u| u.trim_end_matches('/').to_owned()).collect();
-        Self { urls, client: JsonClient::new(per_node_timeout), preferred: AtomicUsize::new(0) }
+        let per_node = attempt / 2;
+        let client = JsonClient::with_connect_timeout(per_node, CONNECT_TIMEOUT.min(per_node));
+        Self { urls, client, preferred: AtomicUsize::new(0) }
+    }
+
+    /// After `index` failed, start the next submission at the node after it (unless another
+    /// submission already moved on).
+    fn skip_failed(&self, index: usize) {
+        let next = (index + 1) % self.urls.len();
+        let _ = self.preferred.compare_exchange(index, next, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     async fn submit(&self, bundle: &SignedBundle) -> Result<Receipt, L1Error> {
@@ -41,6 +55,7 @@ impl HttpL1Client {
                 Ok(reply) => reply,
                 Err(err) => {
                     failures.push(err.to_string());
+                    self.skip_failed(index);
                     continue;
                 }
             };
@@ -56,7 +71,10 @@ impl HttpL1Client {
                     let log = error["message"].as_str().unwrap_or("refused").to_owned();
                     return Err(L1Error::Rejected { code, log });
                 }
-                status => failures.push(format!("{url}: HTTP {status}: {}", reply.body["error"]["message"])),
+                status => {
+                    failures.push(format!("{url}: HTTP {status}: {}", reply.body["error"]["message"]));
+                    self.skip_failed(index);
+                }
             }
         }
         Err(L1Error::Unavailable(format!("no L1 node committed the bundle: {}", failures.join("; "))))
@@ -66,5 +84,81 @@ impl HttpL1Client {
 impl L1Client for HttpL1Client {
     fn submit_bundle(&self, bundle: SignedBundle) -> BoxFuture<'_, Result<Receipt, L1Error>> {
         Box::pin(async move { self.submit(&bundle).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use axum::{routing::post, Json, Router};
+    use serde_json::json;
+
+    use super::*;
+    use crate::{app::tx::Bundle, crypto::SigningKey};
+
+    /// An L1 node that accepts connections and never answers (a hung process, or a host that
+    /// is gone behind a still-open connection).
+    async fn hung_node() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        url
+    }
+
+    /// An L1 node that commits every bundle at height 7.
+    async fn healthy_node() -> String {
+        let receipt = json!({"data": {"chain_id": "l1", "height": 7, "tx_hash": "AB", "code": 0,
+            "bundle_hash": "00", "session_id": "ses-1"}});
+        let app = Router::new().route("/v1/l1/bundles", post(move || async move { Json(receipt) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    fn bundle() -> SignedBundle {
+        SignedBundle::sign(Bundle::new("l2", "ses-1", Vec::new()), &SigningKey::from_seed([7; 32]))
+    }
+
+    #[tokio::test]
+    async fn a_hung_first_node_leaves_time_for_the_next_and_is_skipped_afterwards() {
+        let attempt = Duration::from_secs(2);
+        let client = HttpL1Client::new(vec![hung_node().await, healthy_node().await], attempt);
+
+        let started = Instant::now();
+        let receipt = client.submit(&bundle()).await.expect("the second node commits");
+        assert_eq!(receipt.height, 7);
+        assert!(started.elapsed() < attempt, "failover took {:?}, the whole attempt", started.elapsed());
+
+        // The next submission starts at the node that answered, not at the hung one.
+        let started = Instant::now();
+        client.submit(&bundle()).await.expect("committed again");
+        assert!(started.elapsed() < Duration::from_millis(500), "retried the hung node first");
+    }
+
+    #[tokio::test]
+    async fn a_node_that_refuses_connections_is_passed_over() {
+        let gone = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", listener.local_addr().unwrap())
+        };
+        let client = HttpL1Client::new(vec![gone, healthy_node().await], Duration::from_secs(2));
+        assert_eq!(client.submit(&bundle()).await.expect("committed").height, 7);
+        assert_eq!(client.preferred.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn no_node_answering_is_unavailable_with_every_reason() {
+        let client = HttpL1Client::new(vec![hung_node().await, hung_node().await], Duration::from_millis(400));
+        match client.submit(&bundle()).await {
+            Err(L1Error::Unavailable(reason)) => assert_eq!(reason.matches("no answer within").count(), 2, "{reason}"),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
     }
 }
