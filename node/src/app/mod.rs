@@ -7,6 +7,7 @@
 //! step by step, applied all or nothing.
 
 pub mod hash;
+mod signatures;
 pub mod tx;
 
 use std::sync::Arc;
@@ -14,7 +15,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use self::tx::{SignedBundle, SignedOp, Tx};
+use self::{
+    signatures::TxSignatures,
+    tx::{SignedBundle, SignedOp, Tx},
+};
 use crate::{
     crypto::PublicKey,
     encoding,
@@ -210,11 +214,12 @@ pub struct App {
     registry: Arc<Registry>,
     layer: Layer,
     chain_id: String,
+    signatures: signatures::SignatureCache,
 }
 
 impl App {
     pub fn new(registry: Arc<Registry>, layer: Layer, chain_id: impl Into<String>) -> Self {
-        Self { registry, layer, chain_id: chain_id.into() }
+        Self { registry, layer, chain_id: chain_id.into(), signatures: signatures::SignatureCache::default() }
     }
 
     pub fn layer(&self) -> Layer {
@@ -276,20 +281,28 @@ impl App {
 
     /// Executes one transaction against `base` (which includes the block's earlier writes).
     pub fn execute_tx(&self, base: &dyn StateView, height: u64, bytes: &[u8]) -> Result<TxOutcome, ExecError> {
-        let tx_hash = tx::tx_hash(bytes);
+        let hash = crate::crypto::sha256(bytes);
+        let tx_hash = hex::encode_upper(hash);
         let tx = match Tx::decode(bytes) {
             Ok(tx) => tx,
             Err(err) => return Ok(TxOutcome::refused(tx_hash, TxCode::Malformed, err.to_string())),
         };
-        match tx {
-            Tx::Op(op) => self.execute_op(base, tx_hash, &op),
-            Tx::Bundle(bundle) => self.execute_bundle(base, height, tx_hash, &bundle),
+        let signatures = self.signatures.get_or_verify(hash, &tx);
+        match &tx {
+            Tx::Op(op) => self.execute_op(base, tx_hash, op, &signatures),
+            Tx::Bundle(bundle) => self.execute_bundle(base, height, tx_hash, bundle, &signatures),
         }
     }
 
-    fn execute_op(&self, base: &dyn StateView, tx_hash: String, signed: &SignedOp) -> Result<TxOutcome, ExecError> {
+    fn execute_op(
+        &self,
+        base: &dyn StateView,
+        tx_hash: String,
+        signed: &SignedOp,
+        signatures: &TxSignatures,
+    ) -> Result<TxOutcome, ExecError> {
         let refuse = |code, log: String| Ok(TxOutcome::refused(tx_hash.clone(), code, log));
-        if signed.verify_signature().is_err() {
+        if !signatures.envelope {
             return refuse(
                 TxCode::BadSignature,
                 format!("op signature does not verify under origin key {}", signed.origin_key),
@@ -357,6 +370,7 @@ impl App {
         height: u64,
         tx_hash: String,
         signed: &SignedBundle,
+        signatures: &TxSignatures,
     ) -> Result<TxOutcome, ExecError> {
         let refuse = |code, log: String| Ok(TxOutcome::refused(tx_hash.clone(), code, log));
         if self.layer != Layer::L1 {
@@ -376,7 +390,7 @@ impl App {
             }
             Some(_) => {}
         }
-        if signed.verify_signature().is_err() {
+        if !signatures.envelope {
             return refuse(TxCode::BadSignature, "bundle signature does not verify under the commit key".into());
         }
         if !bundle.hash_is_consistent() {
@@ -404,7 +418,7 @@ impl App {
             if op.op.request.session_id.as_deref() != Some(bundle.session_id.as_str()) {
                 return refuse(TxCode::Malformed, format!("step {step}: op belongs to another session"));
             }
-            if op.verify_signature().is_err() {
+            if !signatures.op(step) {
                 return refuse(TxCode::BadSignature, format!("step {step}: op signature does not verify"));
             }
             let route = match self.check_route(op) {
