@@ -60,16 +60,20 @@ impl AbciCore {
             size += tx.len();
             candidates.push(tx);
         }
-        let outcome = self.execute(prepare.height.value(), &candidates);
+        let height = prepare.height.value();
+        let outcome = self.execute(height, &candidates);
         // An honest proposer leaves out what no longer matches: it would only get the block
         // rejected.
         let mut txs: Vec<Bytes> = candidates
-            .into_iter()
+            .iter()
             .zip(&outcome.txs)
             .filter(|(_, result)| result.code == TxCode::Ok)
-            .map(|(tx, _)| tx)
+            .map(|(tx, _)| tx.clone())
             .collect();
         self.inject_fault(&mut txs);
+        // The outcome is the block's only if nothing was left out or added; FinalizeBlock also
+        // compares the transactions before reusing it.
+        self.proposed = (txs == candidates).then_some((height, candidates, outcome));
         response::PrepareProposal { txs }
     }
 
@@ -96,12 +100,16 @@ impl AbciCore {
         let height = block.height.value();
         let last = self.store.last_block().expect("store readable at FinalizeBlock");
         assert_eq!(height, last.height + 1, "FinalizeBlock for height {height} after committed height {}", last.height);
-        let reused = self
+        let validated = self
             .validated
             .iter()
             .position(|(hash, outcome)| hash.as_slice() == block.hash.as_bytes() && outcome.height == height)
             .map(|i| self.validated.swap_remove(i).1);
-        let outcome = reused.unwrap_or_else(|| self.execute(height, &block.txs));
+        let proposed = match self.proposed.take() {
+            Some((proposed_height, txs, outcome)) if proposed_height == height && txs == block.txs => Some(outcome),
+            _ => None,
+        };
+        let outcome = validated.or(proposed).unwrap_or_else(|| self.execute(height, &block.txs));
         let tx_results = outcome.txs.iter().map(exec_tx_result).collect();
         let app_hash = outcome.app_hash.to_vec().try_into().expect("any byte string is an app hash");
         self.finalized = Some(outcome);
@@ -124,6 +132,7 @@ impl AbciCore {
         self.status.height.store(outcome.height, Ordering::Relaxed);
         self.metrics.set_height(self.app.layer(), outcome.height);
         self.validated.clear();
+        self.proposed = None;
         // Waiters resolve after the store commit, so a client's next request sees its write.
         for tx in outcome.txs {
             self.waiters.resolve(

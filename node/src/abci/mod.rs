@@ -69,6 +69,9 @@ pub struct AbciCore {
     status: Arc<AbciStatus>,
     /// Outcomes of proposals this node validated, by block hash, for reuse in FinalizeBlock.
     validated: Vec<(Vec<u8>, BlockOutcome)>,
+    /// The outcome of the block this node proposed, when every candidate applied: CometBFT
+    /// does not ask a proposer to ProcessProposal its own block, so FinalizeBlock reuses this.
+    proposed: Option<(u64, Vec<bytes::Bytes>, BlockOutcome)>,
     /// The decided block, executed and waiting for Commit.
     finalized: Option<BlockOutcome>,
     fault: FaultMode,
@@ -96,6 +99,7 @@ impl AbciCore {
             waiters,
             status,
             validated: Vec::new(),
+            proposed: None,
             finalized: None,
             fault: FaultMode::Honest,
             metrics,
