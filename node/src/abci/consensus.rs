@@ -126,6 +126,8 @@ impl AbciCore {
     pub(super) fn commit(&mut self) -> response::Commit {
         let outcome = self.finalized.take().expect("Commit without FinalizeBlock");
         let writes = outcome.writes();
+        let written = writes.iter().flat_map(|set| set.iter().map(|(key, _)| key.clone())).collect();
+        self.rechecks.block_committed(outcome.height, written, outcome.txs.iter().map(|tx| tx.tx_hash.as_str()));
         self.store
             .commit_block(&BlockCommit { height: outcome.height, app_hash: &outcome.app_hash, writes: &writes })
             .unwrap_or_else(|e| panic!("cannot persist block {}: {e}", outcome.height));

@@ -9,6 +9,7 @@
 mod consensus;
 mod mempool;
 mod query;
+mod recheck;
 
 use std::{
     future::Future,
@@ -74,6 +75,8 @@ pub struct AbciCore {
     proposed: Option<(u64, Vec<bytes::Bytes>, BlockOutcome)>,
     /// The decided block, executed and waiting for Commit.
     finalized: Option<BlockOutcome>,
+    /// What passed CheckTx and what blocks wrote since, to answer rechecks without executing.
+    rechecks: recheck::Rechecks,
     fault: FaultMode,
     metrics: Arc<Metrics>,
     /// Test-only: the origin key used to forge transactions.
@@ -101,6 +104,7 @@ impl AbciCore {
             validated: Vec::new(),
             proposed: None,
             finalized: None,
+            rechecks: recheck::Rechecks::default(),
             fault: FaultMode::Honest,
             metrics,
             forger: None,
