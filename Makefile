@@ -44,11 +44,13 @@ prometheus-check:
 	$(CARGO) build -p bftws-node
 	./scripts/prometheus-check.sh
 
-## e2e: the operator against a real kube-apiserver built from Go modules (cached under $HOME)
-e2e:
+## e2e: the operator against a real kube-apiserver built from Go modules (cached under $HOME); one
+## of its two replicas runs from the operator image (E2E_IMAGE= runs both from the host build)
+E2E_IMAGE ?= $(OPERATOR_IMAGE)
+e2e: $(if $(E2E_IMAGE),image)
 	$(CARGO) build -p bftws-operator -p bftws-node
 	./scripts/k8s-testenv.sh build >/dev/null
-	dir=$$(mktemp -d) && ./scripts/k8s-testenv.sh run "$$dir/k8s" -- ./scripts/operator-e2e.sh
+	dir=$$(mktemp -d) && OPERATOR_IMAGE=$(E2E_IMAGE) ./scripts/k8s-testenv.sh run "$$dir/k8s" -- ./scripts/operator-e2e.sh
 
 setup:
 	@./scripts/setup.sh

@@ -21,6 +21,10 @@ LEASE=bftws-operator-leader
 fail() {
   echo "operator-e2e: FAIL: $*" >&2
   for log in "$WORK"/op-*.log; do [ -f "$log" ] && { echo "--- $(basename "$log"):" >&2; tail -20 "$log" >&2; }; done
+  if [ -n "${OPERATOR_IMAGE:-}" ] && podman container exists "$CONTAINER" 2>/dev/null; then
+    echo "--- op-b ($OPERATOR_IMAGE):" >&2
+    podman logs --tail 20 "$CONTAINER" >&2 || true
+  fi
   exit 1
 }
 ok() { echo "operator-e2e: ok: $*"; }
@@ -34,20 +38,41 @@ for binary in "$OPERATOR" "$NODE"; do
   [ -x "$binary" ] || fail "build it first (cargo build -p bftws-operator -p bftws-node): $binary"
 done
 
-# Operator replicas: name -> pid and metrics port. Each runs as the chart's ServiceAccount.
+# Operator replicas: name -> pid (or container) and metrics port. Each runs as the chart's
+# ServiceAccount. With OPERATOR_IMAGE set (make e2e sets it), replica op-b runs from the operator
+# image under podman, on the host network: the image itself is tested against the apiserver.
+OPERATOR_IMAGE=${OPERATOR_IMAGE:-}
+CONTAINER="bftws-e2e-op-b-$$"
 declare -A pids ports
 start_operator() { # start_operator NAME
   local name=$1
   ports[$name]=$(free_port)
+  local args=(run --listen "127.0.0.1:${ports[$name]}" --lease-name "$LEASE")
+  if [ "$name" = op-b ] && [ -n "$OPERATOR_IMAGE" ]; then
+    podman rm -f "$CONTAINER" >/dev/null 2>&1 || true
+    podman run -d --name "$CONTAINER" --network host --read-only \
+      -v "$WORK/operator.kubeconfig:/etc/bftws/kubeconfig:ro" -e KUBECONFIG=/etc/bftws/kubeconfig \
+      -e POD_NAME="$name" -e POD_NAMESPACE="$OPNS" "$OPERATOR_IMAGE" "${args[@]}" >/dev/null ||
+      fail "cannot start $OPERATOR_IMAGE"
+    pids[$name]=container
+    return
+  fi
   POD_NAME=$name POD_NAMESPACE=$OPNS KUBECONFIG="$WORK/operator.kubeconfig" \
-    "$OPERATOR" run --listen "127.0.0.1:${ports[$name]}" --lease-name "$LEASE" >>"$WORK/op-$name.log" 2>&1 &
+    "$OPERATOR" "${args[@]}" >>"$WORK/op-$name.log" 2>&1 &
   pids[$name]=$!
 }
 stop_operator() { # stop_operator NAME [SIGNAL]
   local name=$1 pid=${pids[$1]:-}
   [ -n "$pid" ] || return 0
-  kill "-${2:-TERM}" "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  if [ "$pid" = container ]; then
+    podman kill --signal "${2:-TERM}" "$CONTAINER" >/dev/null 2>&1 || true
+    podman wait "$CONTAINER" >/dev/null 2>&1 || true
+    podman logs "$CONTAINER" >>"$WORK/op-$name.log" 2>&1 || true
+    podman rm -f "$CONTAINER" >/dev/null 2>&1 || true
+  else
+    kill "-${2:-TERM}" "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
   pids[$name]=
 }
 stop_all() { local name; for name in "${!pids[@]}"; do stop_operator "$name"; done; }
@@ -100,6 +125,7 @@ token=$(kubectl -n "$OPNS" create token "$RELEASE" --duration=2h)
 kubectl config view --minify --raw --flatten >"$WORK/operator.kubeconfig"
 KUBECONFIG="$WORK/operator.kubeconfig" kubectl config set-credentials operator --token="$token" >/dev/null
 KUBECONFIG="$WORK/operator.kubeconfig" kubectl config set-context --current --user=operator >/dev/null
+chmod 0644 "$WORK/operator.kubeconfig" # the image's non-root user reads it; $WORK itself is private
 can() { KUBECONFIG="$WORK/operator.kubeconfig" kubectl auth can-i "$@" 2>/dev/null; }
 [ "$(can patch statefulsets -n "$NS")" = yes ] || fail "the chart's RBAC cannot patch StatefulSets"
 for denied in "list secrets -n $NS" "delete statefulsets -n $NS" "delete secrets -n $NS" "create pods -n $NS" \
@@ -110,11 +136,14 @@ done
 ok "the chart's RBAC is least privilege (no secret listing, no deletes, leases only in $OPNS)"
 
 # Two replicas elect exactly one leader.
-start_operator op-a
+# op-b first, so that with OPERATOR_IMAGE the image's replica leads while the deployment is
+# created; after the two leader changes below it leads again for the Delete case.
 start_operator op-b
+sleep 1
+start_operator op-a
 until_ok 30 one_leader || fail "two replicas did not elect exactly one leader (holder: $(holder))"
 leader=$(one_leader)
-ok "two operator replicas: exactly one leader ($leader)"
+ok "two operator replicas${OPERATOR_IMAGE:+ (op-b from $OPERATOR_IMAGE)}: exactly one leader ($leader)"
 
 cat >"$WORK/demo.yaml" <<'YAML'
 apiVersion: bftws.io/v1alpha1
