@@ -272,16 +272,8 @@ done
 ok "delete with Retain keeps keys, geneses and volumes, removes the rest"
 
 # Deleting with deletionPolicy Delete: everything of the deployment goes, keys and volumes too.
-k apply -f - >/dev/null <<'YAML'
-apiVersion: bftws.io/v1alpha1
-kind: BftWebService
-metadata: {name: gone-ws, namespace: shop}
-spec:
-  image: registry.example/bftws-node:test
-  l1: {replicas: 1}
-  l2: {replicas: 1, validators: 1}
-  deletionPolicy: Delete
-YAML
+{ sed -e 's/demo-ws/gone-ws/' -e 's/l1: {replicas: 4}/l1: {replicas: 1}/' "$WORK/demo.yaml"; echo "  deletionPolicy: Delete"; } |
+  k apply -f - >/dev/null
 until_ok 60 k get secret/gone-ws-l1-keys configmap/gone-ws-l1-genesis statefulset/gone-ws-l1 pvc/data-gone-ws-l1-0 ||
   fail "gone-ws objects not created"
 # Deleted only once Ready: a StatefulSet deleted within a second of its claims' creation can
