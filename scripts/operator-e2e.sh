@@ -99,12 +99,19 @@ if out=$("$HELM" template "$RELEASE" "$CHART" --set replicaCount=2,leaderElectio
   fail "two replicas without leader election rendered"
 fi
 grep -q "needs leaderElection.enabled" <<<"$out" || fail "unclear refusal: $out"
+# values.schema.json refuses bad values before anything renders, naming the value.
+for bad in replicaCount=0 logFormat=xml watchNamespace=Bad_NS metrics.podMonitor.interval=soon image.tagg=1; do
+  if out=$("$HELM" template "$RELEASE" "$CHART" --set "$bad" 2>&1); then fail "helm accepted --set $bad"; fi
+  leaf=${bad%%=*} && leaf=${leaf##*.}
+  grep -q "values don't meet the specifications" <<<"$out" && grep -q "$leaf" <<<"$out" ||
+    fail "the refusal of --set $bad does not name it: $out"
+done
 kubectl create namespace "$OPNS" >/dev/null
 dry_run() { local out; out=$(kubectl apply --dry-run=server "$@" 2>&1) || fail "kubectl apply --dry-run=server $*: $out"; }
 "$HELM" template "$RELEASE" "$CHART" -n "$OPNS" --include-crds >"$WORK/chart.yaml"
 dry_run -f "$WORK/chart.yaml"
 dry_run -f "$ROOT/manifests/install.yaml"
-ok "helm lint and template pass; the rendered chart and manifests/install.yaml pass kubectl apply --dry-run=server"
+ok "helm lint and template pass, bad values are refused by the schema; the rendered chart and manifests/install.yaml pass kubectl apply --dry-run=server"
 "$HELM" install "$RELEASE" "$CHART" -n "$OPNS" --set image.repository=localhost/bftws-operator,image.tag=dev \
   --wait --timeout 120s >/dev/null || fail "helm install"
 [ "$(kubectl -n "$OPNS" get deploy "$RELEASE" -o 'jsonpath={.status.readyReplicas}')" = 2 ] ||
