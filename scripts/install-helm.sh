@@ -23,5 +23,5 @@ for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
 done
 echo "install-helm: building helm $HELM_VERSION" >&2
 GOTOOLCHAIN=local GOBIN="$BIN_DIR" go install -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-"$HELM" version --template '{{.Version}}' | grep -qx "$HELM_VERSION" || { echo "install-helm: error: built helm does not report $HELM_VERSION" >&2; exit 1; }
+[[ $("$HELM" version --template '{{.Version}}') == "$HELM_VERSION" ]] || { echo "install-helm: error: built helm does not report $HELM_VERSION" >&2; exit 1; }
 echo "$HELM"

@@ -77,7 +77,8 @@ stop_operator() { # stop_operator NAME [SIGNAL]
 }
 stop_all() { local name; for name in "${!pids[@]}"; do stop_operator "$name"; done; }
 trap 'stop_all; rm -rf "$WORK"' EXIT
-is_leader() { curl -sf "http://127.0.0.1:${ports[$1]}/metrics" | grep -qx 'bftws_operator_leader 1'; }
+# Output is captured before grep: under pipefail, `grep -q` closing a pipe early fails the writer.
+is_leader() { local metrics; metrics=$(curl -sf "http://127.0.0.1:${ports[$1]}/metrics") && grep -qx 'bftws_operator_leader 1' <<<"$metrics"; }
 holder() { kubectl -n "$OPNS" get lease "$LEASE" -o 'jsonpath={.spec.holderIdentity}' 2>/dev/null; }
 # Exactly one running replica says it leads, and it is the Lease's holder; prints its name.
 one_leader() {
@@ -120,8 +121,9 @@ ok "helm install: the CRD and 2 operator replicas, ready (kwok runs the pods)"
 
 # The CRD (installed by the chart) works; kubectl shows its schema and printer columns.
 kubectl wait --for condition=established --timeout=30s crd/bftwebservices.bftws.io >/dev/null
-until_ok 20 kubectl explain bftws.spec || fail "kubectl explain bftws.spec"
-kubectl explain bftws.spec | grep -q "l1" || fail "explain shows no spec.l1"
+# The CRD's schema reaches kubectl's OpenAPI view a moment after the CRD is established.
+explains_l1() { local doc; doc=$(kubectl explain bftws.spec 2>&1) && grep -q '^  l1' <<<"$doc"; }
+until_ok 30 explains_l1 || fail "kubectl explain bftws.spec shows no spec.l1: $(kubectl explain bftws.spec 2>&1 | head -20)"
 kubectl create namespace "$NS" >/dev/null
 k get bftws >/dev/null || fail "kubectl get bftws"
 dry_run -f "$ROOT/manifests/sample-bftwebservice.yaml"

@@ -52,7 +52,7 @@ missing=()
 # catatonit: podman builds the pods' infra (pause) image locally from it instead of pulling one.
 # curl and jq: the smoke test's client side.
 for pkg in podman runc catatonit debootstrap curl jq; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) == "install ok installed" ]] || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   note "installing ${missing[*]} with apt-get"
