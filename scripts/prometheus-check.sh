@@ -47,9 +47,9 @@ PY
 # with the BftWebService (app_kubernetes_io_instance) and layer (bftws_io_layer) that the
 # PodMonitor adds from pod labels. Devnet node i of a layer owns ports base + 10 i + {0..9}:
 # p2p, rpc, CometBFT metrics (+2), API (+3).
-targets() { # targets LAYER BASE COUNT OFFSET
+targets() { # targets BASE COUNT OFFSET
   local i
-  for ((i = 0; i < $3; i++)); do printf '"127.0.0.1:%d",' $(($2 + 10 * i + $4)); done | sed 's/,$//'
+  for ((i = 0; i < $2; i++)); do printf '"127.0.0.1:%d",' $(($1 + 10 * i + $3)); done | sed 's/,$//'
 }
 cat >"$WORK/prometheus.yml" <<YAML
 global: {scrape_interval: 1s, evaluation_interval: 1s}
@@ -57,15 +57,15 @@ rule_files: ["$CHART/rules/bftws.rules.yaml"]
 scrape_configs:
   - job_name: bftws-app
     static_configs:
-      - targets: [$(targets l1 "$BASE" 4 3)]
+      - targets: [$(targets "$BASE" 4 3)]
         labels: {namespace: devnet, app_kubernetes_io_instance: devnet, bftws_io_layer: l1}
-      - targets: [$(targets l2 $((BASE + 500)) 1 3)]
+      - targets: [$(targets $((BASE + 500)) 1 3)]
         labels: {namespace: devnet, app_kubernetes_io_instance: devnet, bftws_io_layer: l2}
   - job_name: cometbft
     static_configs:
-      - targets: [$(targets l1 "$BASE" 4 2)]
+      - targets: [$(targets "$BASE" 4 2)]
         labels: {namespace: devnet, app_kubernetes_io_instance: devnet, bftws_io_layer: l1}
-      - targets: [$(targets l2 $((BASE + 500)) 1 2)]
+      - targets: [$(targets $((BASE + 500)) 1 2)]
         labels: {namespace: devnet, app_kubernetes_io_instance: devnet, bftws_io_layer: l2}
 YAML
 promtool check config "$WORK/prometheus.yml" >/dev/null || fail "promtool check config: $(promtool check config "$WORK/prometheus.yml" 2>&1)"

@@ -21,15 +21,15 @@ impl AbciCore {
         if check.kind == CheckTxKind::Recheck && self.rechecks.still_passes(&tx_hash(&check.tx), committed) {
             return response::CheckTx::default();
         }
+        let height = committed + 1;
         let snapshot = self.store.snapshot().expect("store readable at CheckTx");
         let view = RecordingView::new(&snapshot);
-        let outcome = self.app.execute_tx(&view, committed + 1, &check.tx).unwrap_or_else(|e| panic!("CheckTx: {e}"));
+        let outcome = self.app.execute_tx(&view, height, &check.tx).unwrap_or_else(|e| panic!("CheckTx: {e}"));
         if outcome.code == TxCode::Ok {
             self.rechecks.passed(outcome.tx_hash.clone(), committed, view.into_reads());
         } else {
             self.rechecks.failed(&outcome.tx_hash);
         }
-        let height = committed + 1;
         if outcome.code != TxCode::Ok && check.kind == CheckTxKind::Recheck {
             self.waiters.resolve(
                 &outcome.tx_hash,

@@ -282,7 +282,7 @@ impl App {
     /// Executes one transaction against `base` (which includes the block's earlier writes).
     pub fn execute_tx(&self, base: &dyn StateView, height: u64, bytes: &[u8]) -> Result<TxOutcome, ExecError> {
         let hash = crate::crypto::sha256(bytes);
-        let tx_hash = hex::encode_upper(hash);
+        let tx_hash = tx::tx_hash_of_digest(&hash);
         let tx = match Tx::decode(bytes) {
             Ok(tx) => tx,
             Err(err) => return Ok(TxOutcome::refused(tx_hash, TxCode::Malformed, err.to_string())),

@@ -108,6 +108,8 @@ mod tests {
         assert!(!cache.get_or_verify(hash, &forged).envelope);
         assert!(!cache.get_or_verify(hash, &forged).envelope);
         assert!(cache.get_or_verify(sha256(b"good"), &bundle_tx("ses-1")).envelope);
+        // Remembered by hash, not re-verified: the same hash answers as first checked.
+        assert!(!cache.get_or_verify(hash, &bundle_tx("ses-1")).envelope);
     }
 
     #[test]

@@ -132,7 +132,12 @@ impl Tx {
 
 /// CometBFT's transaction hash: upper-case hex SHA-256 of the bytes.
 pub fn tx_hash(bytes: &[u8]) -> String {
-    hex::encode_upper(sha256(bytes))
+    tx_hash_of_digest(&sha256(bytes))
+}
+
+/// [`tx_hash`] from the SHA-256 digest already computed.
+pub fn tx_hash_of_digest(digest: &[u8; 32]) -> String {
+    hex::encode_upper(digest)
 }
 
 fn signing_bytes<T: Serialize>(domain: &[u8], value: &T) -> Vec<u8> {

@@ -109,15 +109,23 @@ fn error(action: &'static str, kind: &'static str, name: &str) -> impl FnOnce(ku
     move |source| ApplyError { action, kind, name, source }
 }
 
-/// Server-side apply of a whole object, forced: this operator owns every field it sets.
-async fn server_side_apply<K>(client: &Client, namespace: &str, object: &K) -> Result<K, ApplyError>
-where
+/// A namespaced Kubernetes object of a static kind that the operator writes.
+trait NamespacedObject:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug
+{
+}
+
+impl<K> NamespacedObject for K where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
         + DeserializeOwned
         + Serialize
-        + std::fmt::Debug,
+        + std::fmt::Debug
 {
+}
+
+/// Server-side apply of a whole object, forced: this operator owns every field it sets.
+async fn server_side_apply<K: NamespacedObject>(client: &Client, namespace: &str, object: &K) -> Result<K, ApplyError> {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let name = object.name_any();
     let kind = static_kind::<K>();
@@ -136,14 +144,7 @@ where
 }
 
 /// Creates an object unless it exists; returns whether it was created.
-async fn create_once<K>(client: &Client, namespace: &str, object: &K) -> Result<bool, ApplyError>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + std::fmt::Debug,
-{
+async fn create_once<K: NamespacedObject>(client: &Client, namespace: &str, object: &K) -> Result<bool, ApplyError> {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
     match api.create(&params, object).await {
