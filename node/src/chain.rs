@@ -43,6 +43,11 @@ pub trait Chain: Send + Sync + 'static {
     /// The chain id.
     fn chain_id(&self) -> &str;
 
+    /// Callers waiting for a transaction to end (the `bftws_waiters` gauge).
+    fn open_waiters(&self) -> usize {
+        0
+    }
+
     /// `Ok` when this node can serve: its application is connected and its chain caught up.
     fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(std::future::ready(Ok(())))

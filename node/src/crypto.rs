@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 /// Why a key or signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CryptoError {
-    #[error("{what} is not valid hex")]
+    #[error("{what} is not lowercase hex")]
     NotHex { what: &'static str },
     #[error("{what} must be {expected} bytes, got {actual}")]
     WrongLength { what: &'static str, expected: usize, actual: usize },
@@ -138,7 +138,12 @@ impl fmt::Debug for SignatureHex {
     }
 }
 
+/// Decodes exactly `N` bytes of lowercase hex: the one accepted form, so a key or signature
+/// never has two encodings (and a transaction never two hashes).
 fn decode_fixed<const N: usize>(text: &str, what: &'static str) -> Result<[u8; N], CryptoError> {
+    if !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(CryptoError::NotHex { what });
+    }
     let bytes = hex::decode(text).map_err(|_| CryptoError::NotHex { what })?;
     let actual = bytes.len();
     bytes.try_into().map_err(|_| CryptoError::WrongLength { what, expected: N, actual })
@@ -169,6 +174,11 @@ mod tests {
             Err(CryptoError::WrongLength { what: "signature", expected: 64, actual: 10 })
         );
         assert!(PublicKey::from_hex("00").is_err());
+        // One form only: upper-case hex of a valid key and signature is refused.
+        let signer = SigningKey::demo("a");
+        let upper = SignatureHex(signer.sign(b"m").0.to_uppercase());
+        assert_eq!(key.verify(b"m", &upper), Err(CryptoError::NotHex { what: "signature" }));
+        assert!(PublicKey::from_hex(&key.to_string().to_uppercase()).is_err());
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub struct Metrics {
     ops: Family<OpResultLabels, Counter>,
     height: Family<LayerLabels, Gauge>,
     sessions: Family<StatusLabels, Gauge>,
+    waiters: Gauge,
 }
 
 impl Default for Metrics {
@@ -83,6 +84,7 @@ impl Metrics {
             ops: Family::default(),
             height: Family::default(),
             sessions: Family::default(),
+            waiters: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -114,6 +116,7 @@ impl Metrics {
         registry.register("ops", "Replicated writes by op and result", metrics.ops.clone());
         registry.register("height", "Last committed height of this node's chain", metrics.height.clone());
         registry.register("sessions", "Sessions in this node's state by status", metrics.sessions.clone());
+        registry.register("waiters", "Callers waiting for a transaction to end on this node", metrics.waiters.clone());
         Self { registry, ..metrics }
     }
 
@@ -161,6 +164,10 @@ impl Metrics {
         }
     }
 
+    pub fn set_waiters(&self, open: usize) {
+        self.waiters.set(open as i64);
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -185,6 +192,7 @@ mod tests {
         metrics.block_finalized(Layer::L1, Duration::from_millis(1));
         metrics.set_height(Layer::L2, 7);
         metrics.set_sessions(&[("open", 2)]);
+        metrics.set_waiters(3);
         let text = metrics.encode();
         let mut names: Vec<&str> = text
             .lines()
@@ -204,12 +212,14 @@ mod tests {
                 "bftws_ops",
                 "bftws_session_duration_seconds",
                 "bftws_sessions",
+                "bftws_waiters",
             ]
         );
         for series in [
             "bftws_commits_total{result=\"committed\"} 1",
             "bftws_ops_total{op=\"warehouse.scan\",result=\"ok\"} 1",
             "bftws_height{layer=\"l2\"} 7",
+            "bftws_waiters 3",
             "bftws_l2_op_duration_seconds_bucket{le=\"0.0005\",op=\"warehouse.scan\"} 0",
         ] {
             assert!(text.contains(series), "missing {series} in\n{text}");

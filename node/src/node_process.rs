@@ -67,6 +67,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             let l1 = Arc::new(HttpL1Client::new(l2.l1_api.clone(), attempt));
             let committer = Arc::new(Committer::new(origin.clone(), l1, commit_key, attempt));
             resume_when_ready(committer.clone(), chain.clone());
+            committer.clone().run_sweeper(chain.clone());
             Some(committer)
         }
         _ => None,

@@ -7,11 +7,15 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    app::tx::{Op, SignedOp, Tx},
+    app::{
+        session::{self, SessionLog},
+        tx::{Op, SignedOp, Tx},
+        AppliedRequest, TxCode,
+    },
     chain::{Chain, Finalized, SubmitError},
     crypto::SigningKey,
     metrics::Metrics,
-    registry::{Actor, AppError, Ctx, ExecEnv, ExecMode, Layer, Registry, Request, Response, Route},
+    registry::{ids, Actor, AppError, Ctx, ExecEnv, ExecMode, Layer, Registry, Request, Response, Route, RouteKind},
     store::StoreError,
 };
 
@@ -43,8 +47,8 @@ pub enum WriteError {
     #[error("no route for {method} {path}")]
     NoRoute { method: String, path: String },
     /// The chain refused the op after simulation (a concurrent op changed the state).
-    #[error("conflict: {0}")]
-    Conflict(String),
+    #[error("conflict ({}): {log}", code.name())]
+    Conflict { code: TxCode, log: String },
     /// Not final in time; it may still apply. The client should retry or re-read.
     #[error("not final within {0:?}")]
     Timeout(Duration),
@@ -111,20 +115,47 @@ impl Origin {
         path: &str,
         body: Value,
     ) -> Result<WriteOutcome, WriteError> {
+        self.write_idempotent(actor, method, path, body, None).await
+    }
+
+    /// [`Origin::write`] with the client's `Idempotency-Key`: every retry with the same key is
+    /// the same replicated request, so it applies at most once; once it has, a retry with the
+    /// same method, path and body gets the first answer, and one with another gets `422`.
+    pub async fn write_idempotent(
+        &self,
+        actor: &Actor,
+        method: &str,
+        path: &str,
+        body: Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<WriteOutcome, WriteError> {
         let started = std::time::Instant::now();
         let (route, params) = self
             .registry
             .resolve(method, path)
             .filter(|(route, _)| !route.internal() || actor.role == crate::registry::Role::Node)
             .ok_or_else(|| WriteError::NoRoute { method: method.into(), path: path.into() })?;
-        let outcome = match self.build_request(route, params, actor, method, path, body) {
-            Ok(request) => self.simulate_and_submit(route, request, started).await,
+        // A node that is behind would simulate on stale state and refuse what applies.
+        self.chain.readiness().await.map_err(WriteError::Unavailable)?;
+        let outcome = match self.build_request(route, params, actor, method, path, body, idempotency_key) {
+            Ok(request) => match self.earlier_answer(&request, started)? {
+                Some(answer) => Ok(answer),
+                None => match self.simulate_and_submit(route, request.clone(), started).await {
+                    Err(WriteError::Conflict { code: TxCode::Replayed, log }) => {
+                        match self.earlier_answer(&request, started)? {
+                            Some(answer) => Ok(answer),
+                            None => Err(WriteError::Conflict { code: TxCode::Replayed, log }),
+                        }
+                    }
+                    other => other,
+                },
+            },
             Err(err) => Err(err),
         };
         let result = match &outcome {
             Ok(_) => "ok",
             Err(WriteError::Refused(_)) => "refused",
-            Err(WriteError::Conflict(_)) => "conflict",
+            Err(WriteError::Conflict { .. }) => "conflict",
             Err(WriteError::Timeout(_)) => "timeout",
             Err(WriteError::Unavailable(_)) => "unavailable",
             Err(WriteError::NoRoute { .. } | WriteError::Internal(_)) => "error",
@@ -133,17 +164,58 @@ impl Origin {
         outcome
     }
 
+    /// The first answer to a request sent with an idempotency key that already applied here.
+    fn earlier_answer(
+        &self,
+        request: &Request,
+        started: std::time::Instant,
+    ) -> Result<Option<WriteOutcome>, WriteError> {
+        if request.idempotency_key.is_none() {
+            return Ok(None);
+        }
+        let Some(first) = AppliedRequest::read(&self.chain.snapshot()?, &request.request_id)? else {
+            return Ok(None);
+        };
+        let response = match first.response {
+            Some(response) if first.fingerprint == AppliedRequest::fingerprint(request) => response,
+            _ => {
+                return Err(WriteError::Refused(AppError::unprocessable(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for a different request (method, path or body)",
+                )))
+            }
+        };
+        Ok(Some(WriteOutcome {
+            response,
+            meta: WriteMeta {
+                layer: self.layer,
+                node: first.origin,
+                height: first.height,
+                tx_hash: first.tx_hash,
+                duration_ms: started.elapsed().as_secs_f64() * 1e3,
+            },
+            session_id: request.session_id.clone(),
+        }))
+    }
+
     async fn simulate_and_submit(
         &self,
         route: &Route,
         request: Request,
         started: std::time::Instant,
     ) -> Result<WriteOutcome, WriteError> {
-        let response = self.simulate(route, &request)?;
+        let mut request = request;
+        let (response, log) = self.simulate(route, &mut request)?;
         let session_id = request.session_id.clone();
         let signed = SignedOp::sign(Op { request, response: response.clone() }, &self.node_id, &self.key);
+        let tx = Tx::Op(signed).encode();
+        if route.bundled() {
+            if let Err(message) = session::check_caps(log.unwrap_or_default(), route, tx.len() as u64) {
+                return Err(WriteError::Refused(AppError::new(413, "session_too_large", message)));
+            }
+        }
         let prepared = started.elapsed();
-        let finalized = self.submit(Tx::Op(signed).encode()).await?;
+        let finalized = self.submit(tx).await?;
         tracing::debug!(
             op = route.op,
             prepare_us = prepared.as_micros() as u64,
@@ -169,12 +241,13 @@ impl Origin {
         match tokio::time::timeout(self.timeout, self.chain.submit(tx)).await {
             Err(_) => Err(WriteError::Timeout(self.timeout)),
             Ok(Ok(finalized)) => Ok(finalized),
-            Ok(Err(SubmitError::Refused { code, log })) => Err(WriteError::Conflict(format!("{}: {log}", code.name()))),
+            Ok(Err(SubmitError::Refused { code, log })) => Err(WriteError::Conflict { code, log }),
             Ok(Err(SubmitError::Timeout(_))) => Err(WriteError::Timeout(self.timeout)),
             Ok(Err(SubmitError::Unavailable(why))) => Err(WriteError::Unavailable(why)),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn build_request(
         &self,
         route: &Route,
@@ -183,8 +256,15 @@ impl Origin {
         method: &str,
         path: &str,
         body: Value,
+        idempotency_key: Option<&str>,
     ) -> Result<Request, WriteError> {
-        let request_id = new_request_id().map_err(|e| WriteError::Internal(format!("no randomness: {e}")))?;
+        let request_id = match idempotency_key {
+            Some(key) => {
+                ids::check_idempotency_key(key).map_err(WriteError::Refused)?;
+                ids::idempotent_request_id(actor, key)
+            }
+            None => new_request_id().map_err(|e| WriteError::Internal(format!("no randomness: {e}")))?,
+        };
         let session_id = route.session_id(&request_id, &params);
         Ok(Request {
             method: method.to_owned(),
@@ -195,14 +275,27 @@ impl Origin {
             request_id,
             time_ms: now_ms(),
             session_id,
+            // Fixed at simulation, from the session's log.
+            session_seq: None,
+            idempotency_key: idempotency_key.map(str::to_owned),
         })
     }
 
-    fn simulate(&self, route: &Route, request: &Request) -> Result<Response, WriteError> {
+    /// Runs the handler on committed state, after numbering the op in its session. Returns the
+    /// response and the session's log before this op.
+    fn simulate(&self, route: &Route, request: &mut Request) -> Result<(Response, Option<SessionLog>), WriteError> {
         let snapshot = self.chain.snapshot()?;
+        let log = match (&request.session_id, route.bundled()) {
+            (Some(session_id), true) if route.kind != RouteKind::CommitRecorded => {
+                let log = SessionLog::read(&snapshot, session_id)?;
+                request.session_seq = Some(log.map_or(0, |log| log.ops));
+                log
+            }
+            _ => None,
+        };
         let mut ctx = Ctx::new(&snapshot, ExecEnv { layer: self.layer, mode: ExecMode::Standalone });
         match (route.handler)(&mut ctx, request) {
-            Ok(response) => Ok(response),
+            Ok(response) => Ok((response, log)),
             Err(err) if err.is_internal() => Err(WriteError::Internal(err.message)),
             Err(err) => Err(WriteError::Refused(err)),
         }

@@ -335,3 +335,143 @@ async fn a_byzantine_proposer_has_its_block_rejected_and_the_chain_goes_on() {
     // The chain went on: every op was applied, at increasing heights.
     assert!(heights.windows(2).all(|w| w[0] < w[1]), "{heights:?}");
 }
+
+/// Waits until the session is `committed` on `l2` and returns its receipt; panics after `within`.
+async fn committed_receipt(client: &Client, l2: &str, session: &str, within: Duration) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let (status, body) = client.get(l2, "demo-auditor", &format!("/v1/sessions/{session}")).await;
+        assert_eq!(status, 200, "{body}");
+        match body["data"]["status"].as_str() {
+            Some("committed") => return body["data"]["receipt"].clone(),
+            Some("committing") | Some("open") => {}
+            other => panic!("session ended {other:?}: {body}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "session {session} not committed after {within:?}: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every L1 node holds one ledger entry for the session: the receipt's.
+async fn committed_once_on_every_l1_node(devnet: &Devnet, client: &Client, session: &str, receipt: &Value) {
+    assert_on_l1(devnet, receipt).await;
+    for node in devnet.layer(Layer::L1) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let body = loop {
+            let (status, body) = client.get(&node.api_url, "demo-auditor", &format!("/v1/l1/sessions/{session}")).await;
+            if status == 200 {
+                break body;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}: {status} {body}", node.name);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(body["data"]["receipt"]["tx_hash"], receipt["tx_hash"], "{}: {body}", node.name);
+        assert_eq!(body["data"]["receipt"]["height"], receipt["height"], "{}: {body}", node.name);
+    }
+}
+
+#[tokio::test]
+async fn commits_finish_whatever_happens_to_the_client_the_node_or_l1() {
+    let _one = ONE_DEVNET_AT_A_TIME.lock().await;
+    let (_dir, spec) = spec("liveness", 32200);
+    let mut devnet = start(spec).await;
+    let l2 = api(&devnet, "l2-0");
+    let client = Client::new();
+
+    // The client goes away right after sending the commit: the node still finishes it.
+    let session = client.registered(&l2, "PKG-L1").await;
+    let impatient = JsonClient::new(Duration::from_millis(5));
+    let _ = impatient.post(&format!("{l2}/v1/sessions/{session}/commit"), Some("demo-sup-1"), &json!({})).await;
+    let receipt = committed_receipt(&client, &l2, &session, Duration::from_secs(30)).await;
+    committed_once_on_every_l1_node(&devnet, &client, &session, &receipt).await;
+
+    // L1 gone entirely: the commit is accepted, not final. The committing node restarts while
+    // L1 is away; when L1 returns the session commits, once.
+    let session = client.registered(&l2, "PKG-L2").await;
+    let l1_nodes: Vec<String> = devnet.layer(Layer::L1).map(|n| n.name.clone()).collect();
+    for name in &l1_nodes {
+        devnet.kill(name).unwrap();
+    }
+    let (status, body) = client.post(&l2, "demo-sup-1", &format!("/v1/sessions/{session}/commit"), json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    devnet.kill("l2-0").unwrap();
+    devnet.start(&["l2-0".to_owned()], Duration::from_secs(90)).await.expect("l2-0 restarts");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(client.session_status(&l2, &session).await, "committing");
+    devnet.start(&l1_nodes, Duration::from_secs(90)).await.expect("L1 returns");
+    let receipt = committed_receipt(&client, &l2, &session, Duration::from_secs(90)).await;
+    committed_once_on_every_l1_node(&devnet, &client, &session, &receipt).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_refused_bundles_stops_no_validator_and_honest_sessions_commit() {
+    let _one = ONE_DEVNET_AT_A_TIME.lock().await;
+    let (_dir, spec) = spec("flood", 32400);
+    let devnet = start(spec).await;
+    let l2 = api(&devnet, "l2-0");
+    let client = Client::new();
+
+    // Large bundles each refused before any op is verified or executed: an unknown committer,
+    // over the op cap, a bad signature from the real commit key.
+    let (session, ops) = supplier_bundle("PKG-FLOOD").await;
+    let many: Vec<SignedOp> = ops.iter().cycle().take(300).cloned().collect();
+    let floods = [
+        (
+            SignedBundle::sign(Bundle::new(L2_CHAIN_ID, &session, many.clone()), &SigningKey::demo("flooder")),
+            "UNAUTHORIZED",
+        ),
+        (SignedBundle::sign(Bundle::new(L2_CHAIN_ID, &session, many), &demo::commit_key()), "TOO_LARGE"),
+        (
+            {
+                let mut forged =
+                    SignedBundle::sign(Bundle::new(L2_CHAIN_ID, &session, ops.clone()), &demo::commit_key());
+                forged.signature = SigningKey::demo("flooder").sign(b"x");
+                forged
+            },
+            "BAD_SIGNATURE",
+        ),
+    ];
+    let floods: Vec<(Value, &str)> =
+        floods.into_iter().map(|(b, code)| (serde_json::to_value(b).unwrap(), code)).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut flooders = Vec::new();
+    for node in devnet.layer(Layer::L1) {
+        let url = format!("{}/v1/l1/bundles", node.api_url);
+        let (floods, stop, sent) = (floods.clone(), stop.clone(), sent.clone());
+        flooders.push(tokio::spawn(async move {
+            let http = JsonClient::new(Duration::from_secs(30));
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (body, code) = &floods[i % floods.len()];
+                let reply = http.post(&url, None, body).await.expect("L1 answers the flood");
+                assert_eq!(reply.status, 422, "{}", reply.body);
+                assert_eq!(reply.body["error"]["tx_code"], *code, "{}", reply.body);
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                i += 1;
+            }
+        }));
+    }
+    let mut latencies = Vec::new();
+    for i in 0..5 {
+        let session = client.registered(&l2, &format!("PKG-HONEST-{i}")).await;
+        let started = std::time::Instant::now();
+        let (status, body) = client.post(&l2, "demo-sup-1", &format!("/v1/sessions/{session}/commit"), json!({})).await;
+        latencies.push(started.elapsed());
+        assert_eq!(status, 200, "an honest commit under the flood: {body}");
+        assert_on_l1(&devnet, &body["data"]["receipt"]).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for flooder in flooders {
+        flooder.await.expect("flooder");
+    }
+    eprintln!(
+        "flood: {} refused bundles sent; honest commits took {latencies:?}",
+        sent.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    // Every validator is still up and in consensus.
+    for node in devnet.layer(Layer::L1) {
+        let (status, body) = client.get(&node.api_url, "demo-auditor", "/readyz").await;
+        assert_eq!(status, 200, "{}: {body}", node.name);
+    }
+}

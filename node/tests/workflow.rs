@@ -192,7 +192,11 @@ async fn a_tampered_manifest_a_wrong_key_or_a_malformed_signature_is_refused() {
     let reply = net.post("demo-sup-1", &path, signed_by_other_supplier).await.expect(422);
     assert_eq!(reply.error_code(), "invalid_signature");
 
-    for (bad, why) in [("zz".repeat(64), "not valid hex"), ("ab".repeat(10), "must be 64 bytes")] {
+    for (bad, why) in [
+        ("zz".repeat(64), "not lowercase hex"),
+        ("AB".repeat(64), "not lowercase hex"),
+        ("ab".repeat(10), "must be 64 bytes"),
+    ] {
         let mut body = register_body("sup-1", "PKG-1");
         body["signature"] = json!(bad);
         let reply = net.post("demo-sup-1", &path, body).await.expect(400);

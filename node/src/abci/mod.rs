@@ -7,6 +7,8 @@
 //! CometBFT sent them.
 
 mod consensus;
+#[cfg(test)]
+pub(crate) mod fuzz;
 mod mempool;
 mod query;
 mod recheck;

@@ -7,22 +7,24 @@
 //! step by step, applied all or nothing.
 
 pub mod hash;
+pub mod session;
 mod signatures;
 pub mod tx;
 
-use std::sync::Arc;
+use std::{panic::AssertUnwindSafe, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use self::{
+    session::{Refusal, SessionLog},
     signatures::TxSignatures,
-    tx::{SignedBundle, SignedOp, Tx},
+    tx::{SignedBundle, SignedOp, Tx, TxDecodeError},
 };
 use crate::{
-    crypto::PublicKey,
-    encoding,
-    registry::{ids, AppError, Ctx, ExecEnv, ExecMode, Layer, Registry, Role, Route, RouteKind},
+    crypto::{sha256, PublicKey},
+    encoding::{self, EncodingError},
+    registry::{ids, AppError, Ctx, ExecEnv, ExecMode, Layer, Registry, Request, Response, Role, Route, RouteKind},
     store::{keys, Overlay, StateView, StoreError, WriteSet},
 };
 
@@ -41,6 +43,19 @@ pub enum TxCode {
     WrongLayer = 6,
     /// A different bundle was already committed for this session.
     BundleConflict = 7,
+    /// A bundle that is not a whole session: a prefix, a reordering, a splice, a repeated op,
+    /// anything after the commit op. The log names the step.
+    SessionShape = 8,
+    /// The request was already applied on this chain.
+    Replayed = 9,
+    /// The service's handler or hook failed on this input (an error it should have answered as
+    /// a 4xx, or a panic): refused like any other bad input, and logged.
+    HandlerFailed = 10,
+    /// Over a session's caps (ops or bytes) or the transaction size limit.
+    TooLarge = 11,
+    /// Valid JSON that is not the one accepted byte form (key order, whitespace, escapes, hex
+    /// case).
+    NonCanonical = 12,
 }
 
 impl TxCode {
@@ -58,10 +73,15 @@ impl TxCode {
             TxCode::Refused => "REFUSED",
             TxCode::WrongLayer => "WRONG_LAYER",
             TxCode::BundleConflict => "BUNDLE_CONFLICT",
+            TxCode::SessionShape => "SESSION_SHAPE",
+            TxCode::Replayed => "REPLAYED",
+            TxCode::HandlerFailed => "HANDLER_FAILED",
+            TxCode::TooLarge => "TOO_LARGE",
+            TxCode::NonCanonical => "NON_CANONICAL",
         }
     }
 
-    const ALL: [TxCode; 8] = [
+    const ALL: [TxCode; 13] = [
         TxCode::Ok,
         TxCode::Malformed,
         TxCode::BadSignature,
@@ -70,6 +90,11 @@ impl TxCode {
         TxCode::Refused,
         TxCode::WrongLayer,
         TxCode::BundleConflict,
+        TxCode::SessionShape,
+        TxCode::Replayed,
+        TxCode::HandlerFailed,
+        TxCode::TooLarge,
+        TxCode::NonCanonical,
     ];
 
     pub fn from_u32(code: u32) -> Option<Self> {
@@ -98,6 +123,10 @@ pub struct CommitterRecord {
     pub public_key: PublicKey,
     /// The L2 chain whose sessions this key commits.
     pub l2_chain_id: String,
+    /// The L2 nodes whose ops this key may bundle: an op in a bundle is accepted only if its
+    /// origin is listed here with the key it signs with.
+    #[serde(default)]
+    pub origins: Vec<NodeRecord>,
 }
 
 /// The genesis `app_state` of either layer.
@@ -149,6 +178,33 @@ impl Receipt {
     }
 }
 
+/// What a chain remembers of an applied request (`applied/{request_id}`): that it applied,
+/// where, and for a request sent with an idempotency key, the answer to give its retries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppliedRequest {
+    pub height: u64,
+    pub tx_hash: String,
+    pub origin: String,
+    /// Hex SHA-256 of the canonical `{method, path, body}`: a retry must be the same request.
+    pub fingerprint: String,
+    /// The first answer, kept only for requests with an idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<Response>,
+}
+
+impl AppliedRequest {
+    /// The fingerprint of a request's method, path and body.
+    pub fn fingerprint(request: &Request) -> String {
+        let content = serde_json::json!({"method": request.method, "path": request.path, "body": request.body});
+        hex::encode(sha256(&encoding::value_to_canonical_bytes(&content)))
+    }
+
+    pub fn read(view: &dyn StateView, request_id: &str) -> Result<Option<Self>, StoreError> {
+        read(view, &keys::applied_request(request_id))
+    }
+}
+
 /// L1's answer as recorded on L2 (the body of the internal commit-recorded op).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,14 +251,16 @@ impl BlockOutcome {
     }
 }
 
-/// A local failure while executing: the node cannot tell what the right answer is, so on the
-/// consensus path it must stop rather than fork.
+/// A local failure while executing: the store failed, or a value this node stored does not
+/// decode. The node cannot tell what the right answer is, so on the consensus path it must stop
+/// rather than fork. Nothing a transaction contains can cause one: every failure that depends
+/// on the input is a refusal with a [`TxCode`].
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("handler failed locally: {0}")]
-    Internal(AppError),
+    #[error("local fault while executing: {0}")]
+    LocalFault(String),
 }
 
 /// Why a genesis `app_state` was refused.
@@ -249,6 +307,9 @@ impl App {
             ctx.put(keys::node(&node.id), node);
         }
         for committer in &state.committers {
+            for origin in &committer.origins {
+                ids::check("committers[].origins[].id", &origin.id).map_err(|e| GenesisError(e.message))?;
+            }
             ctx.put(keys::committer(&committer.public_key.to_string()), committer);
         }
         (self.registry.genesis)(&mut ctx, &state.service).map_err(|e| GenesisError(e.message))?;
@@ -281,224 +342,330 @@ impl App {
 
     /// Executes one transaction against `base` (which includes the block's earlier writes).
     pub fn execute_tx(&self, base: &dyn StateView, height: u64, bytes: &[u8]) -> Result<TxOutcome, ExecError> {
-        let hash = crate::crypto::sha256(bytes);
+        let hash = sha256(bytes);
         let tx_hash = tx::tx_hash_of_digest(&hash);
         let tx = match Tx::decode(bytes) {
             Ok(tx) => tx,
-            Err(err) => return Ok(TxOutcome::refused(tx_hash, TxCode::Malformed, err.to_string())),
+            Err(err) => {
+                let code = match err {
+                    TxDecodeError::TooLarge(_) => TxCode::TooLarge,
+                    TxDecodeError::Encoding(EncodingError::NotCanonical) => TxCode::NonCanonical,
+                    TxDecodeError::Encoding(EncodingError::Json(_)) => TxCode::Malformed,
+                };
+                return Ok(TxOutcome::refused(tx_hash, code, err.to_string()));
+            }
         };
-        let signatures = self.signatures.get_or_verify(hash, &tx);
-        match &tx {
-            Tx::Op(op) => self.execute_op(base, tx_hash, op, &signatures),
-            Tx::Bundle(bundle) => self.execute_bundle(base, height, tx_hash, bundle, &signatures),
-        }
+        let signatures = self.signatures.for_tx(hash);
+        let executed = match &tx {
+            Tx::Op(op) => self.execute_op(base, height, &tx_hash, bytes.len(), op, &tx, &signatures),
+            Tx::Bundle(bundle) => self.execute_bundle(base, height, &tx_hash, bytes.len(), bundle, &tx, &signatures),
+        };
+        Ok(match executed? {
+            Ok(outcome) => outcome,
+            Err((code, log)) => TxOutcome::refused(tx_hash, code, log),
+        })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn execute_op(
         &self,
         base: &dyn StateView,
-        tx_hash: String,
+        height: u64,
+        tx_hash: &str,
+        tx_len: usize,
         signed: &SignedOp,
+        tx: &Tx,
         signatures: &TxSignatures,
-    ) -> Result<TxOutcome, ExecError> {
-        let refuse = |code, log: String| Ok(TxOutcome::refused(tx_hash.clone(), code, log));
-        if !signatures.envelope {
-            return refuse(
-                TxCode::BadSignature,
-                format!("op signature does not verify under origin key {}", signed.origin_key),
-            );
-        }
+    ) -> Result<Result<TxOutcome, Refusal>, ExecError> {
         let node: Option<NodeRecord> = read(base, &keys::node(&signed.origin))?;
         match node {
             Some(node) if node.public_key == signed.origin_key => {}
             Some(_) => {
-                return refuse(TxCode::Unauthorized, format!("origin '{}' signs with a different key", signed.origin))
+                return Ok(Err((
+                    TxCode::Unauthorized,
+                    format!("origin '{}' signs with a different key", signed.origin),
+                )))
             }
             None => {
-                return refuse(TxCode::Unauthorized, format!("origin '{}' is not an authorised node", signed.origin))
+                return Ok(Err((TxCode::Unauthorized, format!("origin '{}' is not an authorised node", signed.origin))))
             }
         }
-        let route = match self.check_route(signed) {
+        let request = &signed.op.request;
+        let route = match check_route(&self.registry, signed).and_then(|route| {
+            session::check_request_form(request)?;
+            Ok(route)
+        }) {
             Ok(route) => route,
-            Err((code, log)) => return refuse(code, log),
+            Err(refusal) => return Ok(Err(refusal)),
         };
+        if !signatures.envelope(tx) {
+            return Ok(Err((
+                TxCode::BadSignature,
+                format!("op signature does not verify under origin key {}", signed.origin_key),
+            )));
+        }
+        if let Some(first) = AppliedRequest::read(base, &request.request_id)? {
+            return Ok(Err((
+                TxCode::Replayed,
+                format!("request '{}' was already applied at height {}", request.request_id, first.height),
+            )));
+        }
+        let log = match &request.session_id {
+            Some(session_id) if route.kind != RouteKind::CommitRecorded => SessionLog::read(base, session_id)?,
+            _ => None,
+        };
+        if let Err(refusal) = session::check_next_op(log, route, request, tx_len) {
+            return Ok(Err(refusal));
+        }
         let env = ExecEnv { layer: self.layer, mode: ExecMode::Standalone };
         let mut ctx = Ctx::new(base, env);
-        let writes = match run_and_compare(&mut ctx, route, signed)? {
-            Ok(()) => {
-                if let Some(session_id) = &signed.op.request.session_id {
-                    record_session_op(&mut ctx, route, session_id, signed)?;
-                }
-                ctx.into_writes()
-            }
-            Err((code, log)) => return refuse(code, log),
-        };
-        Ok(TxOutcome {
-            tx_hash,
+        if let Err(refusal) = run_and_compare(&mut ctx, route, signed)? {
+            return Ok(Err(refusal));
+        }
+        if let Some(session_id) = &request.session_id {
+            record_session_op(&mut ctx, route, session_id, log.unwrap_or_default(), signed, tx_len);
+        }
+        mark_applied(&mut ctx, height, tx_hash, signed);
+        Ok(Ok(TxOutcome {
+            tx_hash: tx_hash.to_owned(),
             code: TxCode::Ok,
             log: String::new(),
-            writes,
+            writes: ctx.into_writes(),
             op: Some(route.op),
-            session_id: signed.op.request.session_id.clone(),
+            session_id: request.session_id.clone(),
             ledger: None,
-        })
+        }))
     }
 
-    /// Finds the op's route and checks the request is one this route can carry.
-    fn check_route(&self, signed: &SignedOp) -> Result<&Route, (TxCode, String)> {
-        let request = &signed.op.request;
-        let (route, params) = self
-            .registry
-            .resolve(&request.method, &request.path)
-            .ok_or_else(|| (TxCode::Malformed, format!("no route for {} {}", request.method, request.path)))?;
-        if params != request.params {
-            return Err((TxCode::Malformed, "path parameters do not match the path".into()));
+    /// Checks what a bundle costs nothing to check, before any signature is verified or any
+    /// handler runs: this layer takes bundles, the commit key is authorised for the bundle's L2
+    /// chain, the caps, the session's shape and its ops' origins, and the bundle hash. Returns
+    /// each step's route. The HTTP bundle endpoint runs the same checks before broadcasting.
+    pub fn precheck_bundle<'r>(
+        registry: &'r Registry,
+        layer: Layer,
+        base: &dyn StateView,
+        signed: &SignedBundle,
+        tx_len: usize,
+    ) -> Result<Result<Vec<&'r Route>, Refusal>, StoreError> {
+        if layer != Layer::L1 {
+            return Ok(Err((TxCode::WrongLayer, "bundles are committed on L1 only".into())));
         }
-        if request.session_id != route.session_id(&request.request_id, &params) {
-            return Err((TxCode::Malformed, "session_id does not match the route".into()));
+        let bundle = &signed.bundle;
+        let committer: Option<CommitterRecord> = read(base, &keys::committer(&signed.committer_key.to_string()))?;
+        let committer = match committer {
+            None => {
+                return Ok(Err((
+                    TxCode::Unauthorized,
+                    format!("commit key {} is not authorised", signed.committer_key),
+                )))
+            }
+            Some(c) if c.l2_chain_id != bundle.l2_chain_id => {
+                return Ok(Err((
+                    TxCode::Unauthorized,
+                    format!("commit key {} is not authorised for chain '{}'", signed.committer_key, bundle.l2_chain_id),
+                )))
+            }
+            Some(c) => c,
+        };
+        let routes = match session::check_bundle_shape(registry, &committer, bundle, tx_len) {
+            Ok(routes) => routes,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        if !bundle.hash_is_consistent() {
+            return Ok(Err((TxCode::Malformed, "bundle_hash is not the hash of the bundle".into())));
         }
-        let is_node = request.actor.role == Role::Node;
-        if route.internal() != is_node || (is_node && request.actor.id != signed.origin) {
-            return Err((TxCode::Unauthorized, format!("{} may not be called by this actor", route.op)));
-        }
-        Ok(route)
+        Ok(Ok(routes))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn execute_bundle(
         &self,
         base: &dyn StateView,
         height: u64,
-        tx_hash: String,
+        tx_hash: &str,
+        tx_len: usize,
         signed: &SignedBundle,
+        tx: &Tx,
         signatures: &TxSignatures,
-    ) -> Result<TxOutcome, ExecError> {
-        let refuse = |code, log: String| Ok(TxOutcome::refused(tx_hash.clone(), code, log));
-        if self.layer != Layer::L1 {
-            return refuse(TxCode::WrongLayer, "bundles are committed on L1 only".into());
-        }
+    ) -> Result<Result<TxOutcome, Refusal>, ExecError> {
+        let routes = match Self::precheck_bundle(&self.registry, self.layer, base, signed, tx_len)? {
+            Ok(routes) => routes,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         let bundle = &signed.bundle;
-        let committer: Option<CommitterRecord> = read(base, &keys::committer(&signed.committer_key.to_string()))?;
-        match committer {
-            None => {
-                return refuse(TxCode::Unauthorized, format!("commit key {} is not authorised", signed.committer_key))
-            }
-            Some(c) if c.l2_chain_id != bundle.l2_chain_id => {
-                return refuse(
-                    TxCode::Unauthorized,
-                    format!("commit key {} is not authorised for chain '{}'", signed.committer_key, bundle.l2_chain_id),
-                )
-            }
-            Some(_) => {}
-        }
-        if !signatures.envelope {
-            return refuse(TxCode::BadSignature, "bundle signature does not verify under the commit key".into());
-        }
-        if !bundle.hash_is_consistent() {
-            return refuse(TxCode::Malformed, "bundle_hash is not the hash of the bundle".into());
+        if !signatures.envelope(tx) {
+            return Ok(Err((TxCode::BadSignature, "bundle signature does not verify under the commit key".into())));
         }
         if let Some(existing) = read::<LedgerEntry>(base, &keys::ledger_session(&bundle.session_id))? {
             if existing.bundle_hash == bundle.bundle_hash {
                 // A retry of a committed bundle: success, with the original receipt.
-                let mut outcome = TxOutcome::refused(tx_hash, TxCode::Ok, "already committed");
+                let mut outcome = TxOutcome::refused(tx_hash.to_owned(), TxCode::Ok, "already committed");
                 outcome.session_id = Some(bundle.session_id.clone());
                 outcome.ledger = Some(existing);
-                return Ok(outcome);
+                return Ok(Ok(outcome));
             }
-            return refuse(
+            return Ok(Err((
                 TxCode::BundleConflict,
                 format!("session '{}' was already committed with bundle {}", bundle.session_id, existing.bundle_hash),
-            );
+            )));
         }
-        if bundle.ops.is_empty() {
-            return refuse(TxCode::Malformed, "a bundle needs at least one op".into());
+        for (step, op) in bundle.ops.iter().enumerate() {
+            if let Err((code, log)) = session::check_request_form(&op.op.request) {
+                return Ok(Err((code, format!("step {step}: {log}"))));
+            }
+            if !signatures.op(tx, step) {
+                return Ok(Err((TxCode::BadSignature, format!("step {step}: op signature does not verify"))));
+            }
+            if let Some(first) = AppliedRequest::read(base, &op.op.request.request_id)? {
+                return Ok(Err((
+                    TxCode::Replayed,
+                    format!("step {step}: request was already applied on L1 at height {}", first.height),
+                )));
+            }
         }
 
         let mut session = Overlay::new(base);
-        for (step, op) in bundle.ops.iter().enumerate() {
-            if op.op.request.session_id.as_deref() != Some(bundle.session_id.as_str()) {
-                return refuse(TxCode::Malformed, format!("step {step}: op belongs to another session"));
-            }
-            if !signatures.op(step) {
-                return refuse(TxCode::BadSignature, format!("step {step}: op signature does not verify"));
-            }
-            let route = match self.check_route(op) {
-                Ok(route) if route.bundled() => route,
-                Ok(route) => {
-                    return refuse(TxCode::Malformed, format!("step {step}: {} is not a bundled op", route.op))
-                }
-                Err((code, log)) => return refuse(code, format!("step {step}: {log}")),
-            };
+        for ((step, op), route) in bundle.ops.iter().enumerate().zip(routes) {
             let mut ctx = Ctx::new(&session, ExecEnv { layer: self.layer, mode: ExecMode::InBundle });
-            match run_and_compare(&mut ctx, route, op)? {
-                Ok(()) => {
-                    let writes = ctx.into_writes();
-                    session.writes_mut().extend(writes);
-                }
-                Err((code, log)) => return refuse(code, format!("step {step} ({}): {log}", route.op)),
+            if let Err((code, log)) = run_and_compare(&mut ctx, route, op)? {
+                return Ok(Err((code, format!("step {step} ({}): {log}", route.op))));
             }
+            mark_applied(&mut ctx, height, tx_hash, op);
+            let writes = ctx.into_writes();
+            session.writes_mut().extend(writes);
         }
         let mut ctx = Ctx::new(&session, ExecEnv { layer: self.layer, mode: ExecMode::InBundle });
-        (self.registry.session_committed)(&mut ctx, &bundle.session_id).map_err(ExecError::Internal)?;
+        let hook = self.registry.session_committed;
+        if let Err(refusal) = run_guarded(&mut ctx, "session_committed", |ctx| hook(ctx, &bundle.session_id))? {
+            return Ok(Err(refusal));
+        }
         let entry = LedgerEntry {
             session_id: bundle.session_id.clone(),
             l2_chain_id: bundle.l2_chain_id.clone(),
             bundle_hash: bundle.bundle_hash.clone(),
             op_count: bundle.ops.len() as u64,
             height,
-            tx_hash: tx_hash.clone(),
+            tx_hash: tx_hash.to_owned(),
         };
         ctx.put(keys::ledger_session(&bundle.session_id), &entry);
         let finalize_writes = ctx.into_writes();
         session.writes_mut().extend(finalize_writes);
-        Ok(TxOutcome {
-            tx_hash,
+        Ok(Ok(TxOutcome {
+            tx_hash: tx_hash.to_owned(),
             code: TxCode::Ok,
             log: String::new(),
             writes: session.into_writes(),
             op: None,
             session_id: Some(bundle.session_id.clone()),
             ledger: Some(entry),
-        })
+        }))
+    }
+}
+
+/// Finds the op's route and checks the request is one this route can carry.
+fn check_route<'r>(registry: &'r Registry, signed: &SignedOp) -> Result<&'r Route, Refusal> {
+    let request = &signed.op.request;
+    let (route, params) = registry
+        .resolve(&request.method, &request.path)
+        .ok_or_else(|| (TxCode::Malformed, format!("no route for {} {}", request.method, request.path)))?;
+    if params != request.params {
+        return Err((TxCode::Malformed, "path parameters do not match the path".into()));
+    }
+    if request.session_id != route.session_id(&request.request_id, &params) {
+        return Err((TxCode::Malformed, "session_id does not match the route".into()));
+    }
+    let is_node = request.actor.role == Role::Node;
+    if route.internal() != is_node || (is_node && request.actor.id != signed.origin) {
+        return Err((TxCode::Unauthorized, format!("{} may not be called by this actor", route.op)));
+    }
+    Ok(route)
+}
+
+/// Runs a service's handler or hook so that nothing it does with its input can stop this
+/// node: an error it returns or a panic becomes a refusal, unless it came from a local fault
+/// the context saw (then it is one, and the caller stops).
+fn run_guarded<'c, T>(
+    ctx: &mut Ctx<'c>,
+    what: &str,
+    call: impl FnOnce(&mut Ctx<'c>) -> Result<T, AppError>,
+) -> Result<Result<T, Refusal>, ExecError> {
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| call(ctx)));
+    if let Some(fault) = ctx.take_local_fault() {
+        return Err(ExecError::LocalFault(fault));
+    }
+    match result {
+        Ok(Ok(value)) => Ok(Ok(value)),
+        Ok(Err(err)) if err.is_internal() => {
+            tracing::warn!(what, error = %err, "service code failed on its input");
+            Ok(Err((TxCode::HandlerFailed, format!("{what} failed: {}", err.message))))
+        }
+        Ok(Err(err)) => Ok(Err((TxCode::Refused, format!("handler refused on re-execution: {err}")))),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            tracing::error!(what, %message, "service code panicked on its input; refused");
+            Ok(Err((TxCode::HandlerFailed, format!("{what} panicked: {message}"))))
+        }
     }
 }
 
 /// Re-executes the op's handler and compares the response with the claimed one.
-fn run_and_compare(
-    ctx: &mut Ctx<'_>,
-    route: &Route,
-    signed: &SignedOp,
-) -> Result<Result<(), (TxCode, String)>, ExecError> {
-    match (route.handler)(ctx, &signed.op.request) {
-        Ok(response) if response == signed.op.response => Ok(Ok(())),
-        Ok(_) => Ok(Err((TxCode::ResponseMismatch, "re-executed response differs from the claimed response".into()))),
-        Err(err) if err.is_internal() => Err(ExecError::Internal(err)),
-        Err(err) => Ok(Err((TxCode::Refused, format!("handler refused on re-execution: {err}")))),
-    }
+fn run_and_compare(ctx: &mut Ctx<'_>, route: &Route, signed: &SignedOp) -> Result<Result<(), Refusal>, ExecError> {
+    let handler = route.handler;
+    let request = &signed.op.request;
+    Ok(match run_guarded(ctx, route.op, |ctx| handler(ctx, request))? {
+        Ok(response) if response == signed.op.response => Ok(()),
+        Ok(_) => Err((TxCode::ResponseMismatch, "re-executed response differs from the claimed response".into())),
+        Err(refusal) => Err(refusal),
+    })
 }
 
 /// Keeps what any node needs to commit the session later: its op log (the future bundle) and,
 /// between the commit op and the recorded L1 answer, a pending-commit marker.
-fn record_session_op(ctx: &mut Ctx<'_>, route: &Route, session_id: &str, signed: &SignedOp) -> Result<(), ExecError> {
+fn record_session_op(
+    ctx: &mut Ctx<'_>,
+    route: &Route,
+    session_id: &str,
+    log: SessionLog,
+    signed: &SignedOp,
+    tx_len: usize,
+) {
     match route.kind {
         RouteKind::Step => {}
         RouteKind::Commit if ctx.env().commit_is_final() => {}
         RouteKind::Commit => ctx.put(keys::pending_commit(session_id), &signed.op.request.time_ms),
         RouteKind::CommitRecorded => {
             ctx.delete(keys::pending_commit(session_id));
-            return Ok(());
+            return;
         }
     }
-    let count_key = keys::session_op_count(session_id);
-    let count: u64 = ctx.get(&count_key).map_err(ExecError::Internal)?.unwrap_or(0);
-    ctx.put(keys::session_op(session_id, count), signed);
-    ctx.put(count_key, &(count + 1));
-    Ok(())
+    ctx.put(keys::session_op(session_id, log.ops), signed);
+    let log =
+        SessionLog { ops: log.ops + 1, bytes: log.bytes + tx_len as u64, closed: route.kind == RouteKind::Commit };
+    ctx.put(keys::session_op_count(session_id), &log);
+}
+
+/// Records that the op's request applied, so it never applies again on this chain.
+fn mark_applied(ctx: &mut Ctx<'_>, height: u64, tx_hash: &str, signed: &SignedOp) {
+    let request = &signed.op.request;
+    let record = AppliedRequest {
+        height,
+        tx_hash: tx_hash.to_owned(),
+        origin: signed.origin.clone(),
+        fingerprint: AppliedRequest::fingerprint(request),
+        response: request.idempotency_key.as_ref().map(|_| signed.op.response.clone()),
+    };
+    ctx.put(keys::applied_request(&request.request_id), &record);
 }
 
 /// The signed ops recorded for a session, in order (read by the committer to build a bundle).
 pub fn session_ops(view: &dyn StateView, session_id: &str) -> Result<Vec<SignedOp>, StoreError> {
-    let count: u64 = read(view, &keys::session_op_count(session_id))?.unwrap_or(0);
-    let mut ops = Vec::with_capacity(count as usize);
+    let count = SessionLog::read(view, session_id)?.map_or(0, |log| log.ops);
+    let mut ops = Vec::with_capacity(count.min(session::MAX_SESSION_OPS) as usize);
     for index in 0..count {
         if let Some(op) = read(view, &keys::session_op(session_id, index))? {
             ops.push(op);
@@ -515,6 +682,16 @@ pub fn pending_commits(snapshot: &crate::store::Snapshot) -> Result<Vec<String>,
         .into_keys()
         .filter_map(|k| String::from_utf8(k[prefix.len()..].to_vec()).ok())
         .collect())
+}
+
+/// The node that originated a session's commit op (the last op of its log), if it has one.
+pub fn commit_origin(view: &dyn StateView, session_id: &str) -> Result<Option<String>, StoreError> {
+    let Some(log) = SessionLog::read(view, session_id)? else { return Ok(None) };
+    if !log.closed || log.ops == 0 {
+        return Ok(None);
+    }
+    let last: Option<SignedOp> = read(view, &keys::session_op(session_id, log.ops - 1))?;
+    Ok(last.map(|op| op.origin))
 }
 
 /// The L1 ledger entry of a session, if it was committed.

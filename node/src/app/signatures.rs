@@ -5,36 +5,43 @@
 //! (and re-encoding the signed bytes) each time was the largest share of an L1 node's CPU under
 //! load. Whether a transaction's signatures verify is a pure function of its bytes, so the
 //! answer is kept by transaction hash: no execution outcome can differ, only the work is saved.
+//! Nothing is verified until asked for, so cheap refusals stay cheap.
 
 use std::{
     collections::{BTreeMap, VecDeque},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use super::tx::Tx;
 
 /// Which signatures of one transaction verify: the op's own, or the bundle's and each op's.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Each is verified the first time it is asked for, so a bundle refused before its ops are
+/// looked at (an unknown committer, a bad envelope signature) never costs an op verification.
+#[derive(Debug, Default)]
 pub(super) struct TxSignatures {
     /// The op's signature (`Tx::Op`) or the committer's signature over the bundle.
-    pub(super) envelope: bool,
+    envelope: OnceLock<bool>,
     /// Each bundled op's signature, in bundle order (empty for `Tx::Op`).
-    pub(super) ops: Vec<bool>,
+    ops: OnceLock<Vec<bool>>,
 }
 
 impl TxSignatures {
-    fn verify(tx: &Tx) -> Self {
-        match tx {
-            Tx::Op(op) => Self { envelope: op.verify_signature().is_ok(), ops: Vec::new() },
-            Tx::Bundle(bundle) => Self {
-                envelope: bundle.verify_signature().is_ok(),
-                ops: bundle.bundle.ops.iter().map(|op| op.verify_signature().is_ok()).collect(),
-            },
-        }
+    /// Whether the op's or the bundle's own signature verifies; `tx` is the transaction these
+    /// checks belong to.
+    pub(super) fn envelope(&self, tx: &Tx) -> bool {
+        *self.envelope.get_or_init(|| match tx {
+            Tx::Op(op) => op.verify_signature().is_ok(),
+            Tx::Bundle(bundle) => bundle.verify_signature().is_ok(),
+        })
     }
 
-    pub(super) fn op(&self, step: usize) -> bool {
-        self.ops.get(step).copied().unwrap_or(false)
+    /// Whether the `step`-th op of the bundle verifies.
+    pub(super) fn op(&self, tx: &Tx, step: usize) -> bool {
+        let ops = self.ops.get_or_init(|| match tx {
+            Tx::Op(_) => Vec::new(),
+            Tx::Bundle(bundle) => bundle.bundle.ops.iter().map(|op| op.verify_signature().is_ok()).collect(),
+        });
+        ops.get(step).copied().unwrap_or(false)
     }
 }
 
@@ -55,23 +62,22 @@ impl SignatureCache {
     /// More than a full mempool's worth of bundles, a few MB at most.
     pub(super) const CAPACITY: usize = 16_384;
 
-    /// The checks of `tx`, whose bytes hash to `hash`: remembered, or verified now.
-    pub(super) fn get_or_verify(&self, hash: [u8; 32], tx: &Tx) -> Arc<TxSignatures> {
-        if let Some(known) = self.lock().by_hash.get(&hash) {
+    /// The checks of the transaction whose bytes hash to `hash`: remembered, or new and
+    /// verified as they are asked for (outside the lock).
+    pub(super) fn for_tx(&self, hash: [u8; 32]) -> Arc<TxSignatures> {
+        let mut entries = self.lock();
+        if let Some(known) = entries.by_hash.get(&hash) {
             return known.clone();
         }
-        // Verified outside the lock: concurrent callers may verify the same tx twice, harmlessly.
-        let checked = Arc::new(TxSignatures::verify(tx));
-        let mut entries = self.lock();
-        if entries.by_hash.insert(hash, checked.clone()).is_none() {
-            entries.order.push_back(hash);
-            while entries.order.len() > Self::CAPACITY {
-                if let Some(oldest) = entries.order.pop_front() {
-                    entries.by_hash.remove(&oldest);
-                }
+        let checks = Arc::new(TxSignatures::default());
+        entries.by_hash.insert(hash, checks.clone());
+        entries.order.push_back(hash);
+        while entries.order.len() > Self::CAPACITY {
+            if let Some(oldest) = entries.order.pop_front() {
+                entries.by_hash.remove(&oldest);
             }
         }
-        checked
+        checks
     }
 
     #[cfg(test)]
@@ -105,19 +111,18 @@ mod tests {
         forged.bundle.session_id = "ses-2".into();
         let forged = Tx::Bundle(forged);
         let hash = sha256(b"forged");
-        assert!(!cache.get_or_verify(hash, &forged).envelope);
-        assert!(!cache.get_or_verify(hash, &forged).envelope);
-        assert!(cache.get_or_verify(sha256(b"good"), &bundle_tx("ses-1")).envelope);
+        assert!(!cache.for_tx(hash).envelope(&forged));
+        assert!(!cache.for_tx(hash).envelope(&forged));
+        assert!(cache.for_tx(sha256(b"good")).envelope(&bundle_tx("ses-1")));
         // Remembered by hash, not re-verified: the same hash answers as first checked.
-        assert!(!cache.get_or_verify(hash, &bundle_tx("ses-1")).envelope);
+        assert!(!cache.for_tx(hash).envelope(&bundle_tx("ses-1")));
     }
 
     #[test]
     fn the_oldest_entries_are_evicted_beyond_capacity() {
         let cache = SignatureCache::default();
-        let tx = bundle_tx("ses-1");
         for i in 0..SignatureCache::CAPACITY + 10 {
-            cache.get_or_verify(sha256(&i.to_le_bytes()), &tx);
+            cache.for_tx(sha256(&i.to_le_bytes()));
         }
         assert_eq!(cache.entries(), SignatureCache::CAPACITY);
     }

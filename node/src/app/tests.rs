@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use super::{
@@ -29,6 +30,8 @@ struct Script {
     next_request: u64,
     /// Every transaction submitted to L2, in order.
     l2_txs: Vec<Vec<u8>>,
+    /// Every bundle submitted to L1 by [`Script::commit`], in order.
+    l1_txs: Vec<Vec<u8>>,
     responses: Vec<Value>,
 }
 
@@ -55,7 +58,7 @@ impl Script {
             &demo::app_state(&[NODE], None),
         )
         .unwrap();
-        Self { l1, l2, next_request: 0, l2_txs: Vec::new(), responses: Vec::new() }
+        Self { l1, l2, next_request: 0, l2_txs: Vec::new(), l1_txs: Vec::new(), responses: Vec::new() }
     }
 
     /// Builds, simulates and signs an op the way an origin node does, with a fixed id and time.
@@ -65,6 +68,11 @@ impl Script {
         let registry = self.l2.app().registry().clone();
         let (route, params) = registry.resolve("POST", path).expect("route");
         let session_id = route.session_id(&request_id, &params);
+        let snapshot = self.l2.snapshot().unwrap();
+        let session_seq = match (&session_id, route.bundled()) {
+            (Some(id), true) => Some(super::session::SessionLog::read(&snapshot, id).unwrap().map_or(0, |log| log.ops)),
+            _ => None,
+        };
         let request = Request {
             method: "POST".into(),
             path: path.into(),
@@ -74,11 +82,35 @@ impl Script {
             request_id,
             time_ms: 1_700_000_000_000 + self.next_request,
             session_id,
+            session_seq,
+            idempotency_key: None,
         };
-        let snapshot = self.l2.snapshot().unwrap();
         let mut ctx = Ctx::new(&snapshot, ExecEnv { layer: Layer::L2, mode: ExecMode::Standalone });
         let response = (route.handler)(&mut ctx, &request).unwrap_or_else(|e| panic!("{path}: {e}"));
         SignedOp::sign(Op { request, response }, NODE, &demo::node_key(NODE))
+    }
+
+    /// An op with a made-up response, for ops the handler would refuse to simulate.
+    fn unsimulated(&mut self, actor: &Actor, path: &str, body: Value) -> Op {
+        self.next_request += 1;
+        let request_id = format!("req-{}", self.next_request);
+        let (route, params) = self.l2.app().registry().resolve("POST", path).expect("route");
+        let session_id = route.session_id(&request_id, &params);
+        Op {
+            request: Request {
+                method: "POST".into(),
+                path: path.into(),
+                params,
+                body,
+                actor: actor.clone(),
+                request_id,
+                time_ms: 1_700_000_000_000 + self.next_request,
+                session_id,
+                session_seq: None,
+                idempotency_key: None,
+            },
+            response: crate::registry::Response { status: 200, body: json!({}) },
+        }
     }
 
     fn write(&mut self, actor: &Actor, path: &str, body: Value) -> Value {
@@ -102,7 +134,9 @@ impl Script {
     /// Commits a session to L1 and records the receipt on L2, as the committer does.
     fn commit(&mut self, owner: &Actor, session_id: &str) {
         self.write(owner, &format!("/v1/sessions/{session_id}/commit"), json!({}));
-        let finalized = self.submit_l1(self.bundle(session_id, &demo::commit_key())).expect("L1 commits");
+        let bundle = self.bundle(session_id, &demo::commit_key());
+        self.l1_txs.push(Tx::Bundle(bundle.clone()).encode());
+        let finalized = self.submit_l1(bundle).expect("L1 commits");
         let receipt = super::Receipt::committed(L1_CHAIN, finalized.ledger.as_ref().unwrap());
         let node = actor(NODE, Role::Node);
         self.write(
@@ -201,8 +235,8 @@ fn golden_app_hash_after_a_fixed_workflow() {
     insta::assert_snapshot!(
         format!("l2 {}\nl1 {}", app_hash(&script.l2), app_hash(&script.l1)),
         @r"
-        l2 f707c6622fb225aadb35ade7ad865c44eea877ec66ffe79c9715ce007c60b530
-        l1 0638a90e9703c6433283ec191608214ec1fe32ca640635c400b2e813a845c865
+        l2 6778947315386c3a8288505eec2f47190b4cf28deba962fd8332295229a7e2fa
+        l1 9bdaadc0830f764ba951c641456015e4cb88b34d15f9799761c8fd69bbeebf6c
         "
     );
 }
@@ -268,9 +302,12 @@ fn a_retried_bundle_returns_the_original_receipt_and_a_different_one_is_refused(
     assert_eq!(again.code, TxCode::Ok);
     assert_eq!(again.ledger, first.ledger);
 
-    let mut shorter = script.bundle(&warehouse, &demo::commit_key()).bundle;
-    shorter.ops.pop();
-    let different = SignedBundle::sign(Bundle::new(L2_CHAIN, &warehouse, shorter.ops), &demo::commit_key());
+    // A whole session of the same id whose op differs (re-signed by its origin).
+    let mut other = script.bundle(&warehouse, &demo::commit_key()).bundle;
+    let mut op = other.ops[1].op.clone();
+    op.request.time_ms += 1;
+    other.ops[1] = SignedOp::sign(op, NODE, &demo::node_key(NODE));
+    let different = SignedBundle::sign(Bundle::new(L2_CHAIN, &warehouse, other.ops), &demo::commit_key());
     assert_eq!(refused(script.submit_l1(different)).0, TxCode::BundleConflict);
 }
 
@@ -329,4 +366,441 @@ fn a_conflicting_op_ordered_after_its_rival_is_refused_not_applied() {
     assert_eq!(block.txs[0].code, TxCode::Ok);
     assert_eq!(block.txs[1].code, TxCode::Refused, "{}", block.txs[1].log);
     assert!(block.txs[1].writes.is_empty());
+}
+
+/// An honest warehouse session frozen for commit on L2, with its bundle, and a second
+/// committed supplier session to splice from.
+fn frozen_warehouse_session() -> (Script, String, SignedBundle) {
+    let mut script = Script::new();
+    let warehouse = script.fixed_workflow();
+    script.write(&actor("op-1", Role::Operator), &format!("/v1/sessions/{warehouse}/commit"), json!({}));
+    let bundle = script.bundle(&warehouse, &demo::commit_key());
+    (script, warehouse, bundle)
+}
+
+/// Executes `bytes` on L1's committed state without applying it.
+fn l1_outcome(script: &Script, bytes: &[u8]) -> super::TxOutcome {
+    let store = script.l1.store();
+    let height = store.last_block().unwrap().height + 1;
+    script.l1.app().execute_tx(&store.snapshot().unwrap(), height, bytes).unwrap()
+}
+
+fn resigned(session_id: &str, ops: Vec<SignedOp>) -> SignedBundle {
+    SignedBundle::sign(Bundle::new(L2_CHAIN, session_id, ops), &demo::commit_key())
+}
+
+#[test]
+fn bundles_that_are_not_whole_sessions_are_refused_with_the_step() {
+    let (script, warehouse, honest) = frozen_warehouse_session();
+    let ops = honest.bundle.ops.clone();
+    let last = ops.len() - 1;
+    let supplier_ops = {
+        let snapshot = script.l2.snapshot().unwrap();
+        let supplier_session = ops[1].op.response.body["supplier"]["id"].clone();
+        assert_eq!(supplier_session, "sup-1");
+        // The committed supplier session of the fixed workflow.
+        let id = super::pending_commits(&snapshot).unwrap();
+        assert_eq!(id, vec![warehouse.clone()]);
+        let sessions: Vec<String> = snapshot
+            .scan_prefix(b"oplog/")
+            .unwrap()
+            .keys()
+            .filter_map(|k| String::from_utf8(k.clone()).ok())
+            .filter_map(|k| k.strip_suffix("/count").map(|k| k["oplog/".len()..].to_owned()))
+            .filter(|s| *s != warehouse)
+            .collect();
+        super::session_ops(&snapshot, &sessions[0]).unwrap()
+    };
+    let prefix_step = format!("step {}", last - 1);
+    let cases: Vec<(&str, Vec<SignedOp>, TxCode, &str)> = vec![
+        ("a prefix", ops[..last].to_vec(), TxCode::SessionShape, &prefix_step),
+        ("no start", ops[1..].to_vec(), TxCode::SessionShape, "step 0"),
+        (
+            "reordered",
+            {
+                let mut o = ops.clone();
+                o.swap(2, 3);
+                o
+            },
+            TxCode::SessionShape,
+            "step 2",
+        ),
+        (
+            "an op twice",
+            {
+                let mut o = ops.clone();
+                o.insert(2, o[1].clone());
+                o
+            },
+            TxCode::SessionShape,
+            "step 2",
+        ),
+        (
+            "after the commit",
+            {
+                let mut o = ops.clone();
+                o.push(o[1].clone());
+                o
+            },
+            TxCode::SessionShape,
+            "step",
+        ),
+        (
+            "spliced",
+            {
+                let mut o = ops.clone();
+                o[1] = supplier_ops[1].clone();
+                o
+            },
+            TxCode::SessionShape,
+            "step 1",
+        ),
+        ("empty", Vec::new(), TxCode::SessionShape, "at least one op"),
+    ];
+    let before = (state_dump(&script.l1), app_hash(&script.l1));
+    for (what, ops, code, step) in cases {
+        let outcome = l1_outcome(&script, &Tx::Bundle(resigned(&warehouse, ops)).encode());
+        assert_eq!(outcome.code, code, "{what}: {}", outcome.log);
+        assert!(outcome.log.contains(step), "{what}: {}", outcome.log);
+        assert!(outcome.writes.is_empty(), "{what}");
+    }
+    assert_eq!((state_dump(&script.l1), app_hash(&script.l1)), before);
+    // The honest bundle still commits.
+    script.submit_l1(honest).expect("the honest bundle commits");
+}
+
+#[test]
+fn an_op_from_an_l2_node_its_committer_does_not_list_is_refused() {
+    let (script, warehouse, honest) = frozen_warehouse_session();
+    let mut ops = honest.bundle.ops.clone();
+    // A key that L2 would never accept, but that signs its own op validly.
+    let op = ops[2].op.clone();
+    ops[2] = SignedOp::sign(op.clone(), "l2-100", &demo::node_key("l2-100"));
+    let outcome = l1_outcome(&script, &Tx::Bundle(resigned(&warehouse, ops.clone())).encode());
+    assert_eq!(outcome.code, TxCode::Unauthorized, "{}", outcome.log);
+    assert!(outcome.log.starts_with("step 2: origin 'l2-100' is not an L2 node"), "{}", outcome.log);
+    ops[2] = SignedOp::sign(op, NODE, &SigningKey::demo("stolen name"));
+    let outcome = l1_outcome(&script, &Tx::Bundle(resigned(&warehouse, ops)).encode());
+    assert_eq!(outcome.code, TxCode::Unauthorized, "{}", outcome.log);
+}
+
+#[test]
+fn a_request_applies_at_most_once_per_chain() {
+    let mut script = Script::new();
+    let supplier = actor("sup-1", Role::Supplier);
+    let start = script.op(&supplier, "/v1/sessions", json!({"kind": "supplier"}));
+    futures_block_on(script.l2.submit(Tx::Op(start.clone()).encode())).unwrap();
+    // The same op again, and the same request re-timed and re-signed: both refused.
+    let (code, _) = refused(futures_block_on(script.l2.submit(Tx::Op(start.clone()).encode())));
+    assert_eq!(code, TxCode::Replayed);
+    let mut again = start.op.clone();
+    again.request.time_ms += 5;
+    let again = SignedOp::sign(again, NODE, &demo::node_key(NODE));
+    assert_eq!(refused(futures_block_on(script.l2.submit(Tx::Op(again).encode()))).0, TxCode::Replayed);
+}
+
+#[test]
+fn a_step_out_of_sequence_or_after_the_commit_is_refused_on_l2() {
+    let (mut script, warehouse, _) = frozen_warehouse_session();
+    let operator = actor("op-1", Role::Operator);
+    // After the commit op nothing joins the session, whatever the handler would say.
+    let mut late = script.unsimulated(&operator, &format!("/v1/sessions/{warehouse}/abort"), json!({}));
+    late.request.session_seq = Some(7);
+    let late = SignedOp::sign(late, NODE, &demo::node_key(NODE));
+    let (code, log) = refused(futures_block_on(script.l2.submit(Tx::Op(late).encode())));
+    assert_eq!(code, TxCode::Refused, "{log}");
+    assert!(log.contains("already committed"), "{log}");
+}
+
+#[test]
+fn non_canonical_transactions_are_refused_before_execution() {
+    let (script, _, honest) = frozen_warehouse_session();
+    let bytes = Tx::Bundle(honest.clone()).encode();
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    // The same value with whitespace, with a key out of order, and with upper-case hex.
+    let spaced = text.replacen(",", ", ", 1);
+    let upper_sig = text.replace(&honest.signature.0, &honest.signature.0.to_uppercase());
+    let reordered = {
+        let value: Value = serde_json::from_slice(&bytes).unwrap();
+        let map = value.as_object().unwrap();
+        let mut out = String::from("{\"type\":\"bundle\"");
+        for (k, v) in map.iter().filter(|(k, _)| *k != "type") {
+            out.push_str(&format!(",\"{k}\":{}", serde_json::to_string(v).unwrap()));
+        }
+        out.push('}');
+        out
+    };
+    for (what, variant) in [("spaced", spaced), ("reordered", reordered)] {
+        let outcome = l1_outcome(&script, variant.as_bytes());
+        assert_eq!(outcome.code, TxCode::NonCanonical, "{what}: {}", outcome.log);
+    }
+    let outcome = l1_outcome(&script, upper_sig.as_bytes());
+    assert_eq!(outcome.code, TxCode::BadSignature, "{}", outcome.log);
+    assert_eq!(l1_outcome(&script, &bytes).code, TxCode::Ok);
+}
+
+/// A bundle mutated in one of the ways an attacker (or a broken committer) could.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Drop(usize),
+    Duplicate(usize, usize),
+    Swap(usize, usize),
+    Truncate(usize),
+    Splice(usize),
+    FlipByte(usize, u8),
+    ResignWithAnotherKey(u8),
+    ChangeResponse(usize),
+    ChangeSeq(usize, u64),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (0usize..16).prop_map(Mutation::Drop),
+        (0usize..16, 0usize..16).prop_map(|(a, b)| Mutation::Duplicate(a, b)),
+        (0usize..16, 0usize..16).prop_map(|(a, b)| Mutation::Swap(a, b)),
+        (0usize..16).prop_map(Mutation::Truncate),
+        (0usize..16).prop_map(Mutation::Splice),
+        (any::<usize>(), 1u8..=255).prop_map(|(at, x)| Mutation::FlipByte(at, x)),
+        any::<u8>().prop_map(Mutation::ResignWithAnotherKey),
+        (0usize..16).prop_map(Mutation::ChangeResponse),
+        (0usize..16, any::<u64>()).prop_map(|(i, s)| Mutation::ChangeSeq(i, s)),
+    ]
+}
+
+/// The mutated transaction bytes, or `None` when the mutation leaves the bundle as it was.
+fn mutate(honest: &SignedBundle, foreign: &[SignedOp], mutation: &Mutation) -> Option<Vec<u8>> {
+    let session = &honest.bundle.session_id;
+    let mut ops = honest.bundle.ops.clone();
+    let n = ops.len();
+    let by_index = !matches!(mutation, Mutation::FlipByte(..) | Mutation::ResignWithAnotherKey(_));
+    if n == 0 && by_index {
+        return None;
+    }
+    let resign = |ops: Vec<SignedOp>| Some(Tx::Bundle(resigned(session, ops)).encode());
+    match *mutation {
+        Mutation::Drop(i) => {
+            ops.remove(i % n);
+            resign(ops)
+        }
+        Mutation::Duplicate(i, at) => {
+            let op = ops[i % n].clone();
+            ops.insert(at % (n + 1), op);
+            resign(ops)
+        }
+        Mutation::Swap(a, b) if a % n != b % n => {
+            ops.swap(a % n, b % n);
+            resign(ops)
+        }
+        Mutation::Swap(..) => None,
+        Mutation::Truncate(k) => resign(ops[..k % n].to_vec()),
+        Mutation::Splice(i) => {
+            ops[i % n] = foreign[(i + 1) % foreign.len()].clone();
+            resign(ops)
+        }
+        Mutation::FlipByte(at, x) => {
+            let mut bytes = Tx::Bundle(honest.clone()).encode();
+            let at = at % bytes.len();
+            bytes[at] ^= x;
+            Some(bytes)
+        }
+        Mutation::ResignWithAnotherKey(seed) => {
+            let key = SigningKey::from_seed([seed; 32]);
+            Some(Tx::Bundle(SignedBundle::sign(honest.bundle.clone(), &key)).encode())
+        }
+        Mutation::ChangeResponse(i) => {
+            let mut op = ops[i % n].op.clone();
+            op.response.body["tampered"] = json!(true);
+            ops[i % n] = SignedOp::sign(op, NODE, &demo::node_key(NODE));
+            resign(ops)
+        }
+        Mutation::ChangeSeq(i, seq) => {
+            let mut op = ops[i % n].op.clone();
+            if op.request.session_seq == Some(seq) {
+                return None;
+            }
+            op.request.session_seq = Some(seq);
+            ops[i % n] = SignedOp::sign(op, NODE, &demo::node_key(NODE));
+            resign(ops)
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Any mutation of an honest bundle is refused on L1 and writes nothing, while the honest
+    /// bundle still commits.
+    #[test]
+    fn every_mutation_of_an_honest_bundle_is_refused(mutations in proptest::collection::vec(mutation(), 1..4)) {
+        thread_local! {
+            static FIXTURE: (Script, SignedBundle, Vec<SignedOp>) = {
+                let (script, _, honest) = frozen_warehouse_session();
+                let snapshot = script.l2.snapshot().unwrap();
+                let foreign = snapshot.scan_prefix(b"oplog/").unwrap().keys()
+                    .filter_map(|k| String::from_utf8(k.clone()).ok())
+                    .filter_map(|k| k.strip_suffix("/count").map(|k| k["oplog/".len()..].to_owned()))
+                    .filter(|s| *s != honest.bundle.session_id)
+                    .flat_map(|s| super::session_ops(&snapshot, &s).unwrap())
+                    .collect();
+                (script, honest, foreign)
+            };
+        }
+        FIXTURE.with(|(script, honest, foreign)| {
+            let honest_bytes = Tx::Bundle(honest.clone()).encode();
+            let mut current = honest.clone();
+            let mut bytes = honest_bytes.clone();
+            for m in &mutations {
+                if let Some(next) = mutate(&current, foreign, m) {
+                    bytes = next;
+                    if let Ok(Tx::Bundle(b)) = Tx::decode(&bytes) {
+                        current = b;
+                    }
+                }
+            }
+            prop_assume!(bytes != honest_bytes);
+            let outcome = l1_outcome(script, &bytes);
+            prop_assert_ne!(outcome.code, TxCode::Ok, "{:?} was accepted: {}", mutations, outcome.log);
+            prop_assert!(outcome.writes.is_empty());
+            prop_assert_eq!(l1_outcome(script, &honest_bytes).code, TxCode::Ok);
+            Ok(())
+        })?;
+    }
+}
+
+/// A service whose code fails on its input in every way it can: an error it should have
+/// answered as a 4xx, a panic in a handler, a panic in the commit hook.
+mod hostile_service {
+    use serde_json::{json, Value};
+
+    use crate::registry::{AppError, Ctx, PathPattern, Registry, Request, Response, Route, RouteKind, SessionBinding};
+
+    fn start(_: &mut Ctx<'_>, req: &Request) -> Result<Response, AppError> {
+        Ok(Response::created(json!({"session_id": req.session_id})))
+    }
+
+    fn step(_: &mut Ctx<'_>, req: &Request) -> Result<Response, AppError> {
+        match req.body["fail"].as_str() {
+            Some("panic") => panic!("a bug in the service"),
+            Some("internal") => Err(AppError::internal("a bug reported as a 500")),
+            _ => Ok(Response::ok(json!({"ok": true}))),
+        }
+    }
+
+    fn commit(_: &mut Ctx<'_>, _: &Request) -> Result<Response, AppError> {
+        Ok(Response::ok(json!({"ok": true})))
+    }
+
+    fn genesis(_: &mut Ctx<'_>, _: &Value) -> Result<(), AppError> {
+        Ok(())
+    }
+
+    fn committed(_: &mut Ctx<'_>, _: &str) -> Result<(), AppError> {
+        panic!("a bug in the commit hook")
+    }
+
+    pub(super) fn registry() -> Registry {
+        let route = |op, pattern, handler, session, kind| Route {
+            op,
+            method: "POST",
+            pattern: PathPattern::new(pattern),
+            handler,
+            session,
+            kind,
+        };
+        Registry::new(
+            vec![
+                route("h.start", "/v1/sessions", start as _, SessionBinding::Starts, RouteKind::Step),
+                route("h.step", "/v1/sessions/{id}/step", step as _, SessionBinding::InPath, RouteKind::Step),
+                route("h.commit", "/v1/sessions/{id}/commit", commit as _, SessionBinding::InPath, RouteKind::Commit),
+            ],
+            genesis,
+            committed,
+        )
+    }
+}
+
+#[test]
+fn a_failing_or_panicking_service_is_a_refusal_never_a_stopped_node() {
+    let registry = Arc::new(hostile_service::registry());
+    let chain = |layer, chain_id: &str, l2: Option<&str>| {
+        LocalChain::new(
+            App::new(registry.clone(), layer, chain_id),
+            Store::in_memory().unwrap(),
+            &demo::app_state(&[NODE], l2),
+        )
+        .unwrap()
+    };
+    let (l2, l1) = (chain(Layer::L2, L2_CHAIN, None), chain(Layer::L1, L1_CHAIN, Some(L2_CHAIN)));
+    let user = actor("u-1", Role::Operator);
+    let op = |path: &str, body: Value, id: &str, seq: u64| {
+        let (route, params) = registry.resolve("POST", path).unwrap();
+        let request_id = id.to_owned();
+        let session_id = route.session_id(&request_id, &params);
+        let request = Request {
+            method: "POST".into(),
+            path: path.into(),
+            params,
+            body,
+            actor: user.clone(),
+            request_id,
+            time_ms: 1,
+            session_id,
+            session_seq: Some(seq),
+            idempotency_key: None,
+        };
+        let response = crate::registry::Response { status: 200, body: json!({"ok": true}) };
+        SignedOp::sign(Op { request, response }, NODE, &demo::node_key(NODE))
+    };
+    let start = {
+        let mut start = op("/v1/sessions", json!({}), "r-0", 0);
+        start.op.response =
+            crate::registry::Response { status: 201, body: json!({"session_id": start.op.request.session_id}) };
+        SignedOp::sign(start.op, NODE, &demo::node_key(NODE))
+    };
+    futures_block_on(l2.submit(Tx::Op(start.clone()).encode())).unwrap();
+    let session = start.op.request.session_id.clone().unwrap();
+    let before = state_dump(&l2);
+    for fail in ["panic", "internal"] {
+        let bad = op(&format!("/v1/sessions/{session}/step"), json!({"fail": fail}), &format!("r-{fail}"), 1);
+        let (code, log) = refused(futures_block_on(l2.submit(Tx::Op(bad).encode())));
+        assert_eq!(code, TxCode::HandlerFailed, "{fail}: {log}");
+    }
+    assert_eq!(state_dump(&l2), before, "nothing applied");
+
+    // A whole session whose commit hook panics on L1: refused, L1 untouched, L1 still commits.
+    let commit = op(&format!("/v1/sessions/{session}/commit"), json!({}), "r-commit", 1);
+    futures_block_on(l2.submit(Tx::Op(commit.clone()).encode())).unwrap();
+    let bundle = SignedBundle::sign(Bundle::new(L2_CHAIN, &session, vec![start, commit]), &demo::commit_key());
+    let l1_before = state_dump(&l1);
+    let (code, log) = refused(futures_block_on(l1.submit(Tx::Bundle(bundle).encode())));
+    assert_eq!(code, TxCode::HandlerFailed, "{log}");
+    assert!(log.contains("session_committed panicked"), "{log}");
+    assert_eq!(state_dump(&l1), l1_before);
+}
+
+/// The fuzz corpus (`node/fuzz/corpus/`) is the fixed workflow's transactions: on L2 every op up
+/// to the warehouse session's commit, on L1 the supplier and the warehouse bundles. Set
+/// `BFTWS_UPDATE_FUZZ_CORPUS=1` to rewrite it after a deliberate encoding change.
+#[test]
+fn the_fuzz_corpus_is_the_fixed_workflow() {
+    let (script, _, warehouse_bundle) = frozen_warehouse_session();
+    let mut l1 = script.l1_txs.clone();
+    l1.push(Tx::Bundle(warehouse_bundle).encode());
+    let update = std::env::var_os("BFTWS_UPDATE_FUZZ_CORPUS").is_some();
+    for (layer, txs) in [(Layer::L2, &script.l2_txs), (Layer::L1, &l1)] {
+        let dir = crate::abci::fuzz::corpus_dir().join(layer.as_str());
+        if update {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            for (i, tx) in txs.iter().enumerate() {
+                std::fs::write(dir.join(format!("{i:03}.tx")), tx).unwrap();
+            }
+        }
+        assert_eq!(
+            &crate::abci::fuzz::read_corpus(layer),
+            txs,
+            "{} is stale: run with BFTWS_UPDATE_FUZZ_CORPUS=1 and review the diff",
+            dir.display()
+        );
+    }
 }

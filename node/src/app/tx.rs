@@ -169,6 +169,8 @@ mod tests {
                 request_id: "req-1".into(),
                 time_ms,
                 session_id: Some("ses-1".into()),
+                session_seq: Some(1),
+                idempotency_key: None,
             },
             response: Response { status: 200, body: json!({"ok": true}) },
         }

@@ -18,7 +18,13 @@ pub struct CometChain {
     rpc: CometRpc,
     waiters: Arc<Waiters>,
     store: Arc<Store>,
+    /// When CometBFT last said it was caught up: writes check readiness, and asking CometBFT
+    /// on every write would cost each a round trip.
+    caught_up_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How long a "caught up" answer from CometBFT is trusted.
+const CAUGHT_UP_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl CometChain {
     pub fn new(
@@ -28,7 +34,7 @@ impl CometChain {
         waiters: Arc<Waiters>,
         store: Arc<Store>,
     ) -> Self {
-        Self { chain_id: chain_id.into(), abci, rpc, waiters, store }
+        Self { chain_id: chain_id.into(), abci, rpc, waiters, store, caught_up_at: std::sync::Mutex::new(None) }
     }
 
     pub fn rpc(&self) -> &CometRpc {
@@ -39,8 +45,7 @@ impl CometChain {
         let hash = tx_hash(&tx);
         // Registered before broadcasting, so a block committed before broadcast returns still
         // resolves it.
-        let waiter = self.waiters.register(&hash);
-        let guard = ForgetOnDrop { waiters: &self.waiters, hash: &hash };
+        let mut waiter = self.waiters.register(&hash);
         let started = std::time::Instant::now();
         let verdict = self.rpc.broadcast_tx_sync(&tx).await.map_err(|e| SubmitError::Unavailable(e.to_string()))?;
         tracing::debug!(broadcast_us = started.elapsed().as_micros() as u64, "broadcast");
@@ -48,8 +53,7 @@ impl CometChain {
             let code = TxCode::from_u32(verdict.code).unwrap_or(TxCode::Malformed);
             return Err(SubmitError::Refused { code, log: verdict.log });
         }
-        let result = waiter.await.map_err(|_| SubmitError::Unavailable("the node is shutting down".into()))?;
-        drop(guard);
+        let result = waiter.wait().await.ok_or_else(|| SubmitError::Unavailable("the node is shutting down".into()))?;
         if !result.committed || result.code != TxCode::Ok {
             return Err(SubmitError::Refused { code: result.code, log: result.log });
         }
@@ -60,18 +64,6 @@ impl CometChain {
             log: result.log,
             ledger: result.ledger,
         })
-    }
-}
-
-/// Removes a waiter whose caller stopped waiting (timeout, client gone).
-struct ForgetOnDrop<'a> {
-    waiters: &'a Waiters,
-    hash: &'a str,
-}
-
-impl Drop for ForgetOnDrop<'_> {
-    fn drop(&mut self) {
-        self.waiters.forget(self.hash);
     }
 }
 
@@ -88,16 +80,50 @@ impl Chain for CometChain {
         &self.chain_id
     }
 
+    fn open_waiters(&self) -> usize {
+        self.waiters.open()
+    }
+
     fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             if !self.abci.connected() {
                 return Err("CometBFT has not connected to the application yet".into());
             }
+            let fresh = |at: &Option<std::time::Instant>| at.is_some_and(|at| at.elapsed() < CAUGHT_UP_FOR);
+            if fresh(&self.caught_up_at.lock().unwrap_or_else(|p| p.into_inner())) {
+                return Ok(());
+            }
             let status = self.rpc.status().await.map_err(|e| format!("CometBFT RPC: {e}"))?;
             if status.catching_up {
                 return Err(format!("CometBFT is catching up (at height {})", status.latest_height));
             }
+            *self.caught_up_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Thousands of writes whose broadcast fails (CometBFT gone) leave no waiter behind.
+    #[tokio::test]
+    async fn failed_broadcasts_leave_no_waiter() {
+        let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let rpc = CometRpc::new(format!("http://{gone}"), std::time::Duration::from_millis(200));
+        let waiters = Arc::new(Waiters::default());
+        let chain = CometChain::new(
+            "c",
+            Arc::new(AbciStatus::default()),
+            rpc,
+            waiters.clone(),
+            Arc::new(Store::in_memory().unwrap()),
+        );
+        for i in 0..2000u32 {
+            let result = chain.submit(i.to_be_bytes().to_vec()).await;
+            assert!(matches!(result, Err(SubmitError::Unavailable(_))), "{result:?}");
+        }
+        assert_eq!(chain.open_waiters(), 0);
     }
 }

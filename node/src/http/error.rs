@@ -87,8 +87,9 @@ impl From<WriteError> for ApiError {
             WriteError::NoRoute { method, path } => {
                 Self::new(404, "not_found", format!("no route for {method} {path}"))
             }
-            WriteError::Conflict(reason) => {
-                Self::new(409, "conflict", format!("the operation was not applied: {reason}"))
+            WriteError::Conflict { code, log } => {
+                Self::new(409, "conflict", format!("the operation was not applied ({}): {log}", code.name()))
+                    .with("tx_code", code.name())
             }
             WriteError::Timeout(after) => Self::new(
                 503,

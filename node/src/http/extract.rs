@@ -38,6 +38,23 @@ impl FromRequestParts<ApiState> for Authenticated {
     }
 }
 
+/// The request's optional `Idempotency-Key` header (checked when the write is built).
+pub(super) struct IdempotencyKey(pub(super) Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.headers.get("idempotency-key") {
+            None => Ok(Self(None)),
+            Some(value) => value.to_str().map(|key| Self(Some(key.to_owned()))).map_err(|_| {
+                ApiError::new(400, "invalid_request", "Idempotency-Key must be printable ASCII")
+                    .with("field", "idempotency-key")
+            }),
+        }
+    }
+}
+
 /// A JSON object body (size-limited by the router's body limit).
 pub(super) struct JsonObject(pub(super) Value);
 

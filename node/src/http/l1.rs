@@ -13,7 +13,7 @@ use crate::{
     app::{
         self,
         tx::{SignedBundle, Tx, MAX_TX_BYTES},
-        LedgerEntry, Receipt,
+        App, LedgerEntry, Receipt, TxCode,
     },
     origin::WriteError,
     registry::{ids, AppError, Layer},
@@ -39,32 +39,51 @@ async fn submit_bundle(State(state): State<ApiState>, body: axum::body::Bytes) -
     let origin = state.origin();
     let chain_id = origin.chain().chain_id().to_owned();
     let session_id = bundle.bundle.session_id.clone();
-    if let Some(existing) = app::ledger_entry(&origin.chain().snapshot()?, &session_id)? {
+    // Refusals below are final for the committer: only a node in consensus may give them.
+    origin.chain().readiness().await.map_err(|reason| ApiError::from(WriteError::Unavailable(reason)))?;
+    let tx = Tx::Bundle(bundle.clone()).encode();
+    // The checks that cost nothing, before anything is verified or broadcast: a flood of
+    // refused bundles costs this node a parse and a few reads each.
+    let snapshot = origin.chain().snapshot()?;
+    if let Err((code, log)) = App::precheck_bundle(origin.registry(), origin.layer(), &snapshot, &bundle, tx.len())? {
+        return Err(rejected(code, &log, &session_id));
+    }
+    if bundle.verify_signature().is_err() {
+        return Err(rejected(
+            TxCode::BadSignature,
+            "bundle signature does not verify under the commit key",
+            &session_id,
+        ));
+    }
+    if let Some(existing) = app::ledger_entry(&snapshot, &session_id)? {
         if existing.bundle_hash == bundle.bundle.bundle_hash {
             return Ok(Json(json!({"data": Receipt::committed(&chain_id, &existing)})));
         }
     }
-    match origin.submit(Tx::Bundle(bundle).encode()).await {
+    drop(snapshot);
+    match origin.submit(tx).await {
         Ok(finalized) => {
             let entry = finalized
                 .ledger
                 .ok_or_else(|| ApiError::new(500, "internal", "bundle applied without a ledger entry"))?;
             Ok(Json(json!({"data": Receipt::committed(&chain_id, &entry)})))
         }
-        Err(WriteError::Conflict(reason)) => {
-            let (tx_code, log) = reason.split_once(": ").unwrap_or(("REFUSED", reason.as_str()));
-            let mut error = ApiError::new(422, "bundle_rejected", format!("L1 refused the bundle: {log}"))
-                .with("tx_code", tx_code)
-                .with("session_id", session_id);
-            if let Some(step) =
-                log.strip_prefix("step ").and_then(|s| s.split([' ', ':']).next()).and_then(|s| s.parse::<u64>().ok())
-            {
-                error = error.with("step", step);
-            }
-            Err(error)
-        }
+        Err(WriteError::Conflict { code, log }) => Err(rejected(code, &log, &session_id)),
         Err(other) => Err(other.into()),
     }
+}
+
+/// L1's refusal of a bundle: final, with its tx code and, when the log names one, the step.
+fn rejected(code: TxCode, log: &str, session_id: &str) -> ApiError {
+    let mut error = ApiError::new(422, "bundle_rejected", format!("L1 refused the bundle: {log}"))
+        .with("tx_code", code.name())
+        .with("session_id", session_id);
+    if let Some(step) =
+        log.strip_prefix("step ").and_then(|s| s.split([' ', ':']).next()).and_then(|s| s.parse::<u64>().ok())
+    {
+        error = error.with("step", step);
+    }
+    error
 }
 
 /// A committed session as recorded in the L1 ledger, with its receipt.

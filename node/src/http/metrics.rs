@@ -24,6 +24,7 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Result<Response, A
     }
     let counts: Vec<(&str, u64)> = counts.into_iter().collect();
     origin.metrics().set_sessions(&counts);
+    origin.metrics().set_waiters(origin.chain().open_waiters());
     let body = origin.metrics().encode();
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response())
 }

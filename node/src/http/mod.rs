@@ -1,6 +1,7 @@
 //! The HTTP API (DESIGN §7): a router per resource merged here, the body limit, tracing, panic
 //! catching, the 404/405 envelopes, and `/openapi.json` generated from the handlers.
 
+mod envelope;
 mod error;
 mod extract;
 mod health;
@@ -9,7 +10,7 @@ mod metrics;
 mod packages;
 mod sessions;
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{
     extract::DefaultBodyLimit,
@@ -122,7 +123,12 @@ pub fn app(state: ApiState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(500, "internal", "internal error; see the node's log").into_response()
         }))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(envelope::errors_as_envelope))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            let request_id = request.headers().get(envelope::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("http", method = %request.method(), uri = %request.uri(), request_id)
+        }))
+        .layer(axum::middleware::from_fn(envelope::request_id))
         .with_state(state)
 }
 
@@ -134,11 +140,161 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on {}", uri.path()))
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may wait between requests before it is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest a connection is kept; then it is closed after its request in flight.
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(600);
+/// Connections served at once; more are closed at accept.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// How long in-flight requests get to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests. Slow clients cannot hold
+/// the node: headers, bodies and idle connections have timeouts, and connections a limit.
 pub async fn serve(
     listener: TcpListener,
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    let app = app(state);
+    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors and the like: wait and go on rather than stop serving.
+                Err(err) => {
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, limit = MAX_CONNECTIONS, "connection limit reached; closing a new connection");
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(tower_http::timeout::RequestBodyTimeout::new(
+            app.clone(),
+            BODY_READ_TIMEOUT,
+        ));
+        let mut stopped = stopped.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let io = idle::IdleIo::new(socket, IDLE_TIMEOUT);
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(io, service);
+            tokio::pin!(connection);
+            let age = tokio::time::sleep(MAX_CONNECTION_AGE);
+            tokio::pin!(age);
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(err) = result {
+                            tracing::debug!(%peer, %err, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = &mut age, if !closing => {
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    changed = stopped.changed(), if !closing => {
+                        if changed.is_err() || *stopped.borrow() {
+                            closing = true;
+                            connection.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
+            }
+        });
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
+    }
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async { while connections.join_next().await.is_some() {} }).await;
+    Ok(())
+}
+
+mod idle {
+    //! A socket that reports end of stream when nothing was read or written for a while, so an
+    //! idle keep-alive connection is closed by the server.
+
+    use std::{
+        future::Future,
+        pin::Pin,
+        task::{Context, Poll},
+        time::Duration,
+    };
+
+    use hyper::rt::{Read, ReadBufCursor, Write};
+    use hyper_util::rt::TokioIo;
+    use tokio::{net::TcpStream, time::Sleep};
+
+    pub(super) struct IdleIo {
+        inner: TokioIo<TcpStream>,
+        timeout: Duration,
+        deadline: Pin<Box<Sleep>>,
+    }
+
+    impl IdleIo {
+        pub(super) fn new(socket: TcpStream, timeout: Duration) -> Self {
+            Self { inner: TokioIo::new(socket), timeout, deadline: Box::pin(tokio::time::sleep(timeout)) }
+        }
+
+        fn touch(&mut self) {
+            let next = tokio::time::Instant::now() + self.timeout;
+            self.deadline.as_mut().reset(next);
+        }
+    }
+
+    impl Read for IdleIo {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: ReadBufCursor<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            match Pin::new(&mut self.inner).poll_read(cx, buf) {
+                Poll::Ready(result) => {
+                    self.touch();
+                    Poll::Ready(result)
+                }
+                Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "idle connection")))
+                    }
+                    Poll::Pending => Poll::Pending,
+                },
+            }
+        }
+    }
+
+    impl Write for IdleIo {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+            if result.is_ready() {
+                self.touch();
+            }
+            result
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    extract::{Authenticated, JsonObject},
+    extract::{Authenticated, IdempotencyKey, JsonObject},
     ApiError, ApiState, ErrorBody, WriteReply,
 };
 use crate::{
@@ -36,131 +36,151 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
 }
 
 /// Runs a write through the origin and answers `{data, meta}` with the handler's status.
-async fn write(state: &ApiState, actor: &Actor, uri: &Uri, body: Value) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let outcome = state.origin().write(actor, "POST", uri.path(), body).await?;
+async fn write(
+    state: &ApiState,
+    actor: &Actor,
+    uri: &Uri,
+    body: Value,
+    idempotency_key: Option<&str>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let outcome = state.origin().write_idempotent(actor, "POST", uri.path(), body, idempotency_key).await?;
     let status = StatusCode::from_u16(outcome.response.status).unwrap_or(StatusCode::OK);
     Ok((status, Json(json!({"data": outcome.response.body, "meta": outcome.meta}))))
 }
 
 /// Start a session (`supplier` or `warehouse`); the caller becomes its owner.
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = StartSession,
+    params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
     responses((status = 201, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn start_session(
     State(state): State<ApiState>,
     Authenticated(actor): Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
     uri: Uri,
     JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
-    write(&state, &actor, &uri, body).await
+    write(&state, &actor, &uri, body, key.as_deref()).await
 }
 
 /// Register a signed package (supplier sessions).
 #[utoipa::path(post, path = "/v1/sessions/{id}/register_package", tag = "supplier", request_body = RegisterPackage,
-    params(("id" = String, Path, description = "session id")),
+    params(("id" = String, Path, description = "session id"), ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
     responses((status = 201, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn register_package(
     State(state): State<ApiState>,
     Authenticated(actor): Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
     uri: Uri,
     JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
-    write(&state, &actor, &uri, body).await
+    write(&state, &actor, &uri, body, key.as_deref()).await
 }
 
 /// Scan a committed package and claim it for this session (warehouse sessions).
 #[utoipa::path(post, path = "/v1/sessions/{id}/scan", tag = "warehouse", request_body = Scan,
-    params(("id" = String, Path, description = "session id")),
+    params(("id" = String, Path, description = "session id"), ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
     responses((status = 200, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn scan(
     State(state): State<ApiState>,
     Authenticated(actor): Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
     uri: Uri,
     JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
-    write(&state, &actor, &uri, body).await
+    write(&state, &actor, &uri, body, key.as_deref()).await
 }
 
 /// Verify the supplier's signature presented with the package.
 #[utoipa::path(post, path = "/v1/sessions/{id}/validate", tag = "warehouse", request_body = Validate,
-    params(("id" = String, Path, description = "session id")),
+    params(("id" = String, Path, description = "session id"), ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
     responses((status = 200, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn validate(
     State(state): State<ApiState>,
     Authenticated(actor): Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
     uri: Uri,
     JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
-    write(&state, &actor, &uri, body).await
+    write(&state, &actor, &uri, body, key.as_deref()).await
 }
 
 /// Record the quality check; a failed check leaves only `abort`.
 #[utoipa::path(post, path = "/v1/sessions/{id}/qc", tag = "warehouse", request_body = QualityCheck,
-    params(("id" = String, Path, description = "session id")),
+    params(("id" = String, Path, description = "session id"), ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
     responses((status = 200, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn qc(
     State(state): State<ApiState>,
     Authenticated(actor): Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
     uri: Uri,
     JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
-    write(&state, &actor, &uri, body).await
+    write(&state, &actor, &uri, body, key.as_deref()).await
 }
 
 /// Label the package for a courier (requires a passed quality check).
 #[utoipa::path(post, path = "/v1/sessions/{id}/label", tag = "warehouse", request_body = Label,
-    params(("id" = String, Path, description = "session id")),
+    params(("id" = String, Path, description = "session id"), ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
     responses((status = 200, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn label(
     State(state): State<ApiState>,
     Authenticated(actor): Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
     uri: Uri,
     JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
-    write(&state, &actor, &uri, body).await
+    write(&state, &actor, &uri, body, key.as_deref()).await
 }
 
 /// Abort an open session, releasing what it holds.
 #[utoipa::path(post, path = "/v1/sessions/{id}/abort", tag = "sessions", request_body = Empty,
-    params(("id" = String, Path, description = "session id")),
+    params(("id" = String, Path, description = "session id"), ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
     responses((status = 200, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn abort(
     State(state): State<ApiState>,
     Authenticated(actor): Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
     uri: Uri,
     JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
-    write(&state, &actor, &uri, body).await
+    write(&state, &actor, &uri, body, key.as_deref()).await
 }
 
 /// Commit the session to L1: 200 with the receipt once L1 has it; 202 while L1 does not answer
 /// (the node keeps retrying; poll the session); 422 when L1 rejects it.
 #[utoipa::path(post, path = "/v1/sessions/{id}/commit", tag = "sessions", request_body = Empty,
-    params(("id" = String, Path, description = "session id")),
+    params(("id" = String, Path, description = "session id"), ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
     responses((status = 200, body = WriteReply), (status = 202, body = WriteReply),
         (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn commit(
     State(state): State<ApiState>,
     Authenticated(actor): Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
     uri: Uri,
     JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
     let started = Instant::now();
-    let outcome = state.origin().write(&actor, "POST", uri.path(), body).await?;
+    let outcome = state.origin().write_idempotent(&actor, "POST", uri.path(), body, key.as_deref()).await?;
     let session_id = outcome.session_id.clone().unwrap_or_default();
     let mut meta = serde_json::to_value(&outcome.meta).expect("meta serializes");
     let Some(committer) = state.committer() else {
         // No committer: this node's own chain is final (direct-L1 mode).
         return Ok((StatusCode::OK, Json(json!({"data": outcome.response.body, "meta": meta}))));
     };
-    let result = committer.commit(&session_id).await?;
+    // The attempt runs in its own task: a client that goes away does not cancel it.
+    let attempt = {
+        let (committer, session_id) = (committer.clone(), session_id.clone());
+        tokio::spawn(async move { committer.commit(&session_id).await })
+    };
+    let result = attempt.await.map_err(|e| ApiError::new(500, "internal", format!("commit task failed: {e}")))??;
     meta["duration_ms"] = json!(started.elapsed().as_secs_f64() * 1e3);
     match result {
         CommitOutcome::Committed(receipt) => Ok((

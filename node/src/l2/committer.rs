@@ -5,11 +5,16 @@
 //! signatures are deterministic, so a retry by another node submits the very same bytes and L1
 //! answers it idempotently. While L1 does not answer, the session stays pending and is retried
 //! with backoff; nothing acknowledged is lost.
+//!
+//! Every L2 node sweeps the sessions left committing ([`Committer::run_sweeper`]), whatever
+//! happened to the request that froze them: it drives the ones whose commit op it originated at
+//! once and takes over the others after [`TAKEOVER_AFTER`], so each is driven by one node while
+//! that node lives and by the others when it does not.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -18,12 +23,18 @@ use crate::{
         tx::{Bundle, SignedBundle, Tx},
         CommitRecord, Receipt, TxCode,
     },
+    chain::Chain,
     chain::{BoxFuture, SubmitError},
     crypto::SigningKey,
     local_chain::LocalChain,
     origin::{Origin, WriteError},
     registry::{Actor, Role, RouteKind},
 };
+
+/// How often every L2 node looks for sessions left committing.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a session another node froze may stay committing before this node drives it too.
+pub(crate) const TAKEOVER_AFTER: Duration = Duration::from_secs(15);
 
 /// Why L1 did not commit a bundle.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -79,8 +90,27 @@ pub struct Committer {
     commit_key: SigningKey,
     attempt_timeout: Duration,
     max_backoff: Duration,
-    /// Sessions with a background retry running, so each has at most one.
-    retrying: Mutex<BTreeSet<String>>,
+    /// Sessions with an attempt or a background driver running on this node, so each has at
+    /// most one.
+    busy: Mutex<BTreeSet<String>>,
+    /// When this node first saw each session left committing by another node.
+    seen_pending: Mutex<BTreeMap<String, Instant>>,
+}
+
+/// Holds a session in [`Committer::busy`] until dropped.
+struct Busy<'a> {
+    committer: &'a Committer,
+    session_id: String,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        lock(&self.committer.busy).remove(&self.session_id);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Committer {
@@ -91,13 +121,29 @@ impl Committer {
             commit_key,
             attempt_timeout,
             max_backoff: Duration::from_secs(30),
-            retrying: Mutex::new(BTreeSet::new()),
+            busy: Mutex::new(BTreeSet::new()),
+            seen_pending: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// One attempt: bundle, submit, record. L1 being unreachable is `Pending`, not an error.
+    /// Marks `session_id` busy; `None` if an attempt or a driver already holds it.
+    fn claim(&self, session_id: &str) -> Option<Busy<'_>> {
+        lock(&self.busy)
+            .insert(session_id.to_owned())
+            .then(|| Busy { committer: self, session_id: session_id.to_owned() })
+    }
+
+    /// One attempt: bundle, submit, record. L1 being unreachable is `Pending`, not an error;
+    /// so is an attempt already under way on this node for the session.
     #[tracing::instrument(skip(self), fields(node = self.origin.node_id()))]
     pub async fn commit(&self, session_id: &str) -> Result<CommitOutcome, WriteError> {
+        let Some(_busy) = self.claim(session_id) else {
+            return Ok(CommitOutcome::Pending { reason: "a commit of this session is under way on this node".into() });
+        };
+        self.commit_claimed(session_id).await
+    }
+
+    async fn commit_claimed(&self, session_id: &str) -> Result<CommitOutcome, WriteError> {
         let started = std::time::Instant::now();
         let outcome = self.attempt(session_id).await;
         let result = match &outcome {
@@ -168,28 +214,36 @@ impl Committer {
         }
     }
 
-    /// Keeps trying to commit `session_id` in the background until L1 answers.
+    /// Keeps trying to commit `session_id` in the background until L1 answers (at most one
+    /// driver per session on this node).
     pub fn spawn_retry(self: &Arc<Self>, session_id: String) {
-        {
-            let mut retrying = self.retrying.lock().unwrap_or_else(|p| p.into_inner());
-            if !retrying.insert(session_id.clone()) {
-                return;
-            }
-        }
         let this = Arc::clone(self);
         tokio::spawn(async move {
+            let Some(_busy) = this.claim(&session_id) else { return };
             let mut backoff = Duration::from_millis(200);
             loop {
                 tokio::time::sleep(backoff).await;
-                match this.commit(&session_id).await {
-                    Ok(CommitOutcome::Pending { .. }) | Err(_) => {
+                match this.commit_claimed(&session_id).await {
+                    Ok(CommitOutcome::Pending { .. }) => backoff = (backoff * 2).min(this.max_backoff),
+                    Err(err) => {
+                        tracing::warn!(session_id, %err, "commit attempt failed; retrying");
                         backoff = (backoff * 2).min(this.max_backoff);
                     }
                     Ok(_) => break,
                 }
+                if !this.still_pending(&session_id) {
+                    break;
+                }
             }
-            this.retrying.lock().unwrap_or_else(|p| p.into_inner()).remove(&session_id);
         });
+    }
+
+    /// True while the session's L1 answer is not recorded on L2 (by this node or another).
+    fn still_pending(&self, session_id: &str) -> bool {
+        match self.origin.chain().snapshot() {
+            Ok(snapshot) => app::pending_commits(&snapshot).map(|p| p.iter().any(|s| s == session_id)).unwrap_or(true),
+            Err(_) => true,
+        }
     }
 
     /// Resumes every session left committing (after a crash or by another node).
@@ -201,5 +255,47 @@ impl Committer {
             self.spawn_retry(session_id);
         }
         Ok(count)
+    }
+
+    /// One sweep: drives every session left committing that this node froze, and those another
+    /// node froze that have been committing for [`TAKEOVER_AFTER`] since this node first saw
+    /// them. Returns how many it started driving.
+    pub fn sweep(self: &Arc<Self>) -> Result<usize, WriteError> {
+        let snapshot = self.origin.chain().snapshot()?;
+        let pending = app::pending_commits(&snapshot)?;
+        let now = Instant::now();
+        let mut seen = lock(&self.seen_pending);
+        seen.retain(|session_id, _| pending.contains(session_id));
+        let mut started = 0;
+        for session_id in pending {
+            if lock(&self.busy).contains(&session_id) {
+                continue;
+            }
+            let mine = app::commit_origin(&snapshot, &session_id)?.as_deref() == Some(self.origin.node_id());
+            let first_seen = *seen.entry(session_id.clone()).or_insert(now);
+            if mine || now.duration_since(first_seen) >= TAKEOVER_AFTER {
+                self.spawn_retry(session_id);
+                started += 1;
+            }
+        }
+        Ok(started)
+    }
+
+    /// Sweeps for sessions left committing every [`SWEEP_INTERVAL`], once the chain is ready,
+    /// for as long as the node runs.
+    pub fn run_sweeper(self: Arc<Self>, chain: Arc<dyn Chain>) {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SWEEP_INTERVAL).await;
+                if chain.readiness().await.is_err() {
+                    continue;
+                }
+                match self.sweep() {
+                    Ok(0) => {}
+                    Ok(count) => tracing::info!(count, "driving sessions left committing"),
+                    Err(err) => tracing::error!(%err, "cannot list sessions left committing"),
+                }
+            }
+        });
     }
 }

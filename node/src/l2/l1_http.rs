@@ -65,11 +65,19 @@ impl HttpL1Client {
                     return serde_json::from_value(reply.body["data"].clone())
                         .map_err(|e| L1Error::Unavailable(format!("{url}: unreadable receipt: {e}")));
                 }
-                422 | 400 => {
+                // L1's refusal of the bundle: final.
+                422 if reply.body["error"]["code"] == "bundle_rejected" => {
                     let error = &reply.body["error"];
                     let code = error["tx_code"].as_str().and_then(TxCode::from_name).unwrap_or(TxCode::Malformed);
                     let log = error["message"].as_str().unwrap_or("refused").to_owned();
                     return Err(L1Error::Rejected { code, log });
+                }
+                // Any other 4xx is not L1's verdict on the bundle but a disagreement about the
+                // request itself (a version skew, a bug): never final, retried with backoff.
+                status @ 400..=499 => {
+                    tracing::error!(%url, status, error = %reply.body["error"], "L1 answered a bundle with an unexpected 4xx; will retry");
+                    failures.push(format!("{url}: HTTP {status}: {}", reply.body["error"]["message"]));
+                    self.skip_failed(index);
                 }
                 status => {
                     failures.push(format!("{url}: HTTP {status}: {}", reply.body["error"]["message"]));
@@ -151,6 +159,43 @@ mod tests {
         let client = HttpL1Client::new(vec![gone, healthy_node().await], Duration::from_secs(2));
         assert_eq!(client.submit(&bundle()).await.expect("committed").height, 7);
         assert_eq!(client.preferred.load(Ordering::Relaxed), 1);
+    }
+
+    /// An L1 node that answers every bundle with `status` and this error body.
+    async fn answering_node(status: u16, error: serde_json::Value) -> String {
+        let app = Router::new().route(
+            "/v1/l1/bundles",
+            post(move || {
+                let error = error.clone();
+                async move { (axum::http::StatusCode::from_u16(status).unwrap(), Json(json!({"error": error}))) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    #[tokio::test]
+    async fn only_a_refusal_is_final_other_answers_are_retried() {
+        let refusal = json!({"code": "bundle_rejected", "message": "step 2: no", "tx_code": "SESSION_SHAPE"});
+        let client = HttpL1Client::new(vec![answering_node(422, refusal).await], Duration::from_secs(2));
+        match client.submit(&bundle()).await {
+            Err(L1Error::Rejected { code, .. }) => assert_eq!(code, TxCode::SessionShape),
+            other => panic!("expected Rejected, got {other:?}"),
+        }
+        for (status, error) in [
+            (400, json!({"code": "invalid_request", "message": "not a signed bundle"})),
+            (422, json!({"code": "something_else", "message": "?"})),
+            (404, json!({"code": "not_found", "message": "this route is served by L1 nodes only"})),
+            (503, json!({"code": "unavailable", "message": "catching up"})),
+        ] {
+            let client = HttpL1Client::new(vec![answering_node(status, error).await], Duration::from_secs(2));
+            assert!(
+                matches!(client.submit(&bundle()).await, Err(L1Error::Unavailable(_))),
+                "HTTP {status} must be retried, not final"
+            );
+        }
     }
 
     #[tokio::test]

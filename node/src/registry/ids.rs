@@ -27,6 +27,28 @@ pub fn derive(prefix: &str, request_id: &str) -> String {
     format!("{prefix}-{}", hex::encode(&digest[..10]))
 }
 
+/// Longest accepted `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+
+/// Checks an `Idempotency-Key`: 1-128 printable ASCII characters.
+pub fn check_idempotency_key(key: &str) -> Result<(), AppError> {
+    if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(AppError::bad_request(
+            "idempotency-key",
+            format!("Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LEN} printable ASCII characters without spaces"),
+        ))
+    }
+}
+
+/// The request id of a write sent with an `Idempotency-Key`: the same for every retry of the same
+/// actor with the same key, so a retry is the same replicated request and can apply only once.
+pub fn idempotent_request_id(actor: &crate::registry::Actor, key: &str) -> String {
+    let digest = sha256(format!("bftws/idempotency/v1\n{}\n{}\n{key}", actor.role.as_str(), actor.id).as_bytes());
+    hex::encode(&digest[..16])
+}
+
 /// The id of the session started by the request with this id.
 pub fn session_id(request_id: &str) -> String {
     derive("ses", request_id)

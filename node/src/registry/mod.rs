@@ -62,6 +62,14 @@ pub struct Request {
     pub request_id: String,
     pub time_ms: u64,
     pub session_id: Option<String>,
+    /// The op's place in its session: 0 for the op that starts it, then one more per op, in the
+    /// order L2 applied them. Present exactly on ops that are part of a session's bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_seq: Option<u64>,
+    /// The client's `Idempotency-Key`, when it sent one: `request_id` is then derived from it
+    /// and the actor ([`ids::idempotent_request_id`]), so a retry is the same request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 impl Request {
@@ -157,11 +165,25 @@ impl ExecEnv {
 pub struct Ctx<'a> {
     state: Overlay<'a>,
     env: ExecEnv,
+    /// The first local fault a read met (the store failing, a stored value that does not
+    /// decode). It tells the framework that a handler's error came from this node, not from the
+    /// request, so it must not be taken as the replicated answer.
+    local_fault: std::cell::RefCell<Option<String>>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(base: &'a dyn StateView, env: ExecEnv) -> Self {
-        Self { state: Overlay::new(base), env }
+        Self { state: Overlay::new(base), env, local_fault: std::cell::RefCell::new(None) }
+    }
+
+    /// The local fault a read of this context met, if any.
+    pub fn take_local_fault(&self) -> Option<String> {
+        self.local_fault.borrow_mut().take()
+    }
+
+    fn fault(&self, message: String) -> AppError {
+        self.local_fault.borrow_mut().get_or_insert_with(|| message.clone());
+        AppError::internal(message)
     }
 
     pub fn env(&self) -> ExecEnv {
@@ -169,14 +191,14 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, AppError> {
-        Ok(self.state.get(key)?)
+        self.state.get(key).map_err(|e| self.fault(e.to_string()))
     }
 
     pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, AppError> {
-        match self.state.get(key)? {
+        match self.get_raw(key)? {
             Some(bytes) => encoding::from_stored_bytes(&bytes)
                 .map(Some)
-                .map_err(|e| AppError::internal(format!("corrupt value at {}: {e}", String::from_utf8_lossy(key)))),
+                .map_err(|e| self.fault(format!("corrupt value at {}: {e}", String::from_utf8_lossy(key)))),
             None => Ok(None),
         }
     }
@@ -248,9 +270,14 @@ impl Route {
         }
     }
 
-    /// Part of the session bundle sent to L1.
+    /// Part of the session bundle sent to L1 (and so numbered by `session_seq`).
     pub fn bundled(&self) -> bool {
-        self.kind != RouteKind::CommitRecorded
+        self.session != SessionBinding::None && self.kind != RouteKind::CommitRecorded
+    }
+
+    /// Starts a session: the first op of every bundle.
+    pub fn starts_session(&self) -> bool {
+        self.session == SessionBinding::Starts
     }
 
     /// Built by nodes only.
@@ -322,6 +349,8 @@ mod tests {
             request_id: "r".into(),
             time_ms: 0,
             session_id: None,
+            session_seq: None,
+            idempotency_key: None,
         }
     }
 

@@ -21,7 +21,7 @@ pub fn committer(public_key_hex: &str) -> Vec<u8> {
 
 // Framework: sessions and their op log.
 
-/// Number of ops recorded for a session (a big-endian u64).
+/// What a session's op log holds so far (`app::session::SessionLog`).
 pub fn session_op_count(session_id: &str) -> Vec<u8> {
     key(&["oplog", session_id, "count"])
 }
@@ -29,6 +29,11 @@ pub fn session_op_count(session_id: &str) -> Vec<u8> {
 /// The `index`-th signed op of a session (zero-padded so key order is op order).
 pub fn session_op(session_id: &str, index: u64) -> Vec<u8> {
     key(&["oplog", session_id, "op", &format!("{index:010}")])
+}
+
+/// The record of an applied request (by `request_id`): a request applies at most once per chain.
+pub fn applied_request(request_id: &str) -> Vec<u8> {
+    key(&["applied", request_id])
 }
 
 /// Marks a session whose commit op is applied and whose L1 answer is not recorded yet.
@@ -96,6 +101,7 @@ mod tests {
             committer("ab12"),
             session_op_count("s1"),
             session_op("s1", 7),
+            applied_request("r1"),
             pending_commit("s1"),
             pending_commit_prefix(),
             ledger_session("s1"),
@@ -114,6 +120,7 @@ mod tests {
         ref/committer/ab12
         oplog/s1/count
         oplog/s1/op/0000000007
+        applied/r1
         pending_commit/s1
         pending_commit/
         ledger/session/s1

@@ -56,7 +56,8 @@ pub fn reference_data() -> ReferenceData {
 }
 
 /// The demo `app_state` of a chain whose origin nodes are `node_ids`; an L1 also authorises the
-/// demo commit key for `l2_chain_id`.
+/// demo commit key for `l2_chain_id`, bundling ops of the L2 nodes `l2-0` … `l2-63` (the most
+/// replicas a layer can have), each with its demo key.
 pub fn app_state(node_ids: &[&str], l2_chain_id: Option<&str>) -> Value {
     let state = AppState {
         nodes: node_ids
@@ -68,6 +69,12 @@ pub fn app_state(node_ids: &[&str], l2_chain_id: Option<&str>) -> Value {
                 id: "l2-commit".into(),
                 public_key: commit_key().public_key(),
                 l2_chain_id: chain.into(),
+                origins: (0..bftws_home::cluster::MAX_NODES)
+                    .map(|ordinal| {
+                        let id = format!("l2-{ordinal}");
+                        NodeRecord { public_key: node_key(&id).public_key(), id }
+                    })
+                    .collect(),
             })
             .into_iter()
             .collect(),

@@ -105,6 +105,8 @@ async fn creating_a_deployment_writes_every_object_in_dependency_order() {
     )
     .unwrap();
     assert_eq!(l2_genesis["app_state"]["nodes"].as_array().unwrap().len(), 64);
+    // L1 accepts bundled ops only from L2's origin nodes, with the keys L2's genesis lists.
+    assert_eq!(doc["app_state"]["committers"][0]["origins"], l2_genesis["app_state"]["nodes"]);
 
     let cr = server.get(&cr_path()).unwrap();
     assert_eq!(cr["status"]["observedGeneration"], 1);

@@ -33,24 +33,30 @@ fn missing_key(layer: ClusterLayer, what: &'static str, ordinal: u32) -> BuildEr
 /// The genesis `app_state` of a layer (see the node's `AppState`): its origin nodes, L2's
 /// commit key on L1, and the service's reference data.
 pub fn app_state(v: &ValidatedBftws, layer: ClusterLayer, keys: &KeyMaterial) -> Result<Value, BuildError> {
-    let plan = v.layers.get(layer);
-    let layer_keys = keys.layers.get(layer);
-    let nodes = origin_ordinals(layer, plan.replicas)
-        .map(|ordinal| {
-            let key = layer_keys.origin.get(&ordinal).ok_or_else(|| missing_key(layer, "origin key", ordinal))?;
-            Ok(json!({"id": cluster::origin_id(layer, ordinal), "public_key": key.public_hex()}))
-        })
-        .collect::<Result<Vec<_>, BuildError>>()?;
+    let nodes = origin_records(v, layer, keys)?;
     let committers = match layer {
+        // The commit key bundles ops of L2's origin nodes only: every L2 ordinal's origin key.
         ClusterLayer::L1 => vec![json!({
             "id": COMMITTER_ID,
             "public_key": keys.commit.public_hex(),
             "l2_chain_id": v.layers.l2.chain_id,
+            "origins": origin_records(v, ClusterLayer::L2, keys)?,
         })],
         ClusterLayer::L2 => vec![],
     };
     let service = v.reference_data.clone().unwrap_or_else(crate::reconcile::validate::empty_reference_data);
     Ok(json!({"nodes": nodes, "committers": committers, "service": service}))
+}
+
+/// The origin nodes of a layer as genesis lists them: `{id, public_key}` per ordinal.
+fn origin_records(v: &ValidatedBftws, layer: ClusterLayer, keys: &KeyMaterial) -> Result<Vec<Value>, BuildError> {
+    let layer_keys = keys.layers.get(layer);
+    origin_ordinals(layer, v.layers.get(layer).replicas)
+        .map(|ordinal| {
+            let key = layer_keys.origin.get(&ordinal).ok_or_else(|| missing_key(layer, "origin key", ordinal))?;
+            Ok(json!({"id": cluster::origin_id(layer, ordinal), "public_key": key.public_hex()}))
+        })
+        .collect()
 }
 
 /// `genesis.json` of a layer, rendered by `bftws-home`.

@@ -1,0 +1,100 @@
+//! The client-facing write path: idempotent retries, request ids, error envelopes from every
+//! layer, and what package reads show to whom.
+
+mod common;
+
+use axum::{body::Body, http::Request};
+use common::{step, Net};
+use serde_json::json;
+
+fn post_with(path: &str, headers: &[(&str, &str)], body: &str) -> Request<Body> {
+    let mut builder = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("authorization", "Bearer demo-op-1")
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Body::from(body.to_owned())).unwrap()
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer_and_no_second_session() {
+    let net = Net::new();
+    let key = [("idempotency-key", "start-1")];
+    let first = net.raw(post_with("/v1/sessions", &key, r#"{"kind":"warehouse"}"#)).await.expect(201);
+    let again = net.raw(post_with("/v1/sessions", &key, r#"{"kind":"warehouse"}"#)).await.expect(201);
+    assert_eq!(first.body["data"], again.body["data"]);
+    assert_eq!(first.body["meta"]["tx_hash"], again.body["meta"]["tx_hash"]);
+    assert_eq!(first.body["meta"]["height"], again.body["meta"]["height"]);
+    let listed = net.get("demo-op-1", "/v1/sessions").await.expect(200);
+    assert_eq!(listed.body["meta"]["count"], 1, "one session, not two: {}", listed.body);
+
+    // The same key for another request is refused, and creates nothing.
+    let other = net.raw(post_with("/v1/sessions", &key, r#"{"kind":"supplier"}"#)).await.expect(422);
+    assert_eq!(other.error_code(), "idempotency_key_reused");
+    // Another actor's same key is another request.
+    let mut theirs = post_with("/v1/sessions", &key, r#"{"kind":"warehouse"}"#);
+    theirs.headers_mut().insert("authorization", "Bearer demo-op-2".parse().unwrap());
+    let theirs = net.raw(theirs).await.expect(201);
+    assert_ne!(theirs.body["data"]["session_id"], first.body["data"]["session_id"]);
+
+    // Steps are idempotent the same way.
+    net.committed_package("PKG-1").await;
+    let session = first.body["data"]["session_id"].as_str().unwrap().to_owned();
+    let scan_key = [("idempotency-key", "scan-1")];
+    let scan = r#"{"package_id":"PKG-1"}"#;
+    let a = net.raw(post_with(&step(&session, "scan"), &scan_key, scan)).await.expect(200);
+    let b = net.raw(post_with(&step(&session, "scan"), &scan_key, scan)).await.expect(200);
+    assert_eq!(a.body["data"], b.body["data"]);
+    let read = net.get("demo-op-1", &format!("/v1/sessions/{session}")).await.expect(200);
+    assert_eq!(read.body["meta"]["expected_step"], "validate", "the scan applied once: {}", read.body);
+
+    let bad = net.raw(post_with("/v1/sessions", &[("idempotency-key", "has space")], "{}")).await.expect(400);
+    assert_eq!(bad.body["error"]["field"], "idempotency-key");
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_echoing_the_clients() {
+    let net = Net::new();
+    let request = Request::builder().uri("/healthz").header("x-request-id", "client-42").body(Body::empty()).unwrap();
+    let response = tower::ServiceExt::oneshot(axum_app(&net), request).await.unwrap();
+    assert_eq!(response.headers()["x-request-id"], "client-42");
+    let request = Request::builder().uri("/nowhere").body(Body::empty()).unwrap();
+    let response = tower::ServiceExt::oneshot(axum_app(&net), request).await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["x-request-id"].len(), 24, "a generated id");
+}
+
+fn axum_app(net: &Net) -> axum::Router {
+    bftws_node::http::app(net.network.api.clone())
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_the_envelope_on_every_route() {
+    let net = Net::new();
+    let big = format!("{{\"kind\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    for path in ["/v1/sessions", "/v1/l1/bundles"] {
+        let reply = net.raw(post_with(path, &[], &big)).await;
+        assert_eq!(reply.status, 413, "{path}: {}", reply.body);
+        assert_eq!(reply.error_code(), "payload_too_large", "{path}: {}", reply.body);
+    }
+}
+
+#[tokio::test]
+async fn only_the_supplier_admins_and_auditors_read_a_manifest_signature() {
+    let net = Net::new();
+    net.committed_package("PKG-1").await;
+    for (token, shown) in [
+        ("demo-sup-1", true),
+        ("demo-admin", true),
+        ("demo-auditor", true),
+        ("demo-op-1", false),
+        ("demo-sup-2", false),
+    ] {
+        let package = net.get(token, "/v1/packages/PKG-1").await.expect(200);
+        assert_eq!(package.body["data"].get("signature").is_some(), shown, "{token}: {}", package.body);
+        assert_eq!(package.body["data"]["items"], json!(common::items()));
+    }
+}
