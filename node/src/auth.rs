@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     crypto::sha256,
-    registry::{Actor, Role},
+    registry::{Actor, RoleSpec},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,24 +47,34 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn from_file(path: &Path) -> Result<Self, AuthConfigError> {
+    /// Loads a token file whose roles must be among `roles` (the service's).
+    pub fn from_file(path: &Path, roles: &[RoleSpec]) -> Result<Self, AuthConfigError> {
         let shown = path.display().to_string();
         let text =
             std::fs::read_to_string(path).map_err(|source| AuthConfigError::Read { path: shown.clone(), source })?;
         let file: TokenFile = serde_json::from_str(&text)
             .map_err(|e| AuthConfigError::Invalid { path: shown.clone(), message: e.to_string() })?;
-        Self::new(&file).map_err(|message| AuthConfigError::Invalid { path: shown, message })
+        Self::new(&file, roles).map_err(|message| AuthConfigError::Invalid { path: shown, message })
     }
 
-    pub fn new(file: &TokenFile) -> Result<Self, String> {
+    /// An authenticator for the tokens of `file`, whose roles must be among `roles`.
+    pub fn new(file: &TokenFile, roles: &[RoleSpec]) -> Result<Self, String> {
         let mut by_hash = BTreeMap::new();
         for (i, entry) in file.tokens.iter().enumerate() {
             let hash: [u8; 32] = hex::decode(&entry.sha256)
                 .ok()
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| format!("tokens[{i}].sha256 must be 64 hex characters"))?;
-            if entry.actor.role == Role::Node {
+            if entry.actor.role.is_node() {
                 return Err(format!("tokens[{i}]: the 'node' role cannot be given to a token"));
+            }
+            if !roles.iter().any(|role| entry.actor.role.is(role.name)) {
+                let known: Vec<&str> = roles.iter().map(|role| role.name).collect();
+                return Err(format!(
+                    "tokens[{i}]: role '{}' is not one of the service's roles ({})",
+                    entry.actor.role.as_str(),
+                    known.join(", ")
+                ));
             }
             if entry.actor.id.is_empty() {
                 return Err(format!("tokens[{i}]: actor id is empty"));
@@ -85,15 +95,21 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::Role;
+
+    const ROLES: &[RoleSpec] = &[RoleSpec { name: "operator", reads_all_sessions: false }];
 
     #[test]
-    fn tokens_resolve_by_hash_and_node_role_is_refused() {
-        let actor = Actor { id: "op-1".into(), role: Role::Operator };
+    fn tokens_resolve_by_hash_and_node_or_unknown_roles_are_refused() {
+        let actor = Actor { id: "op-1".into(), role: Role::new("operator") };
         let file = TokenFile { tokens: vec![TokenEntry::for_token("secret", actor.clone())] };
-        let auth = Authenticator::new(&file).unwrap();
+        let auth = Authenticator::new(&file, ROLES).unwrap();
         assert_eq!(auth.authenticate("secret"), Some(&actor));
         assert_eq!(auth.authenticate("Secret"), None);
-        let node = TokenFile { tokens: vec![TokenEntry::for_token("x", Actor { id: "n".into(), role: Role::Node })] };
-        assert!(Authenticator::new(&node).unwrap_err().contains("node"));
+        let node = TokenFile { tokens: vec![TokenEntry::for_token("x", Actor { id: "n".into(), role: Role::node() })] };
+        assert!(Authenticator::new(&node, ROLES).unwrap_err().contains("node"));
+        let pirate = Actor { id: "p".into(), role: Role::new("pirate") };
+        let unknown = TokenFile { tokens: vec![TokenEntry::for_token("y", pirate)] };
+        assert!(Authenticator::new(&unknown, ROLES).unwrap_err().contains("'pirate' is not one of"));
     }
 }

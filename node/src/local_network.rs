@@ -14,6 +14,7 @@ use crate::{
     local_chain::{LocalChain, LocalChainError},
     origin::Origin,
     registry::Layer,
+    registry::Service,
     store::Store,
     supply_chain::{self, demo},
 };
@@ -72,7 +73,8 @@ impl LocalNetwork {
             demo::commit_key(),
             Duration::from_secs(5),
         ));
-        let auth = Authenticator::new(&demo::token_file()).expect("demo tokens are valid");
+        let auth =
+            Authenticator::new(&demo::token_file(), supply_chain::SupplyChain.roles()).expect("demo tokens are valid");
         let api = ApiState::new(origin.clone(), Some(committer.clone()), auth);
         Ok(Self { l1, l2, origin, committer, api })
     }

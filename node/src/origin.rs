@@ -15,7 +15,7 @@ use crate::{
     chain::{Chain, Finalized, SubmitError},
     crypto::SigningKey,
     metrics::Metrics,
-    registry::{ids, Actor, AppError, Ctx, ExecEnv, ExecMode, Layer, Registry, Request, Response, Route, RouteKind},
+    registry::{ids, Actor, AppError, ExecEnv, ExecMode, Layer, Registry, Request, Response, Route},
     store::StoreError,
 };
 
@@ -133,7 +133,7 @@ impl Origin {
         let (route, params) = self
             .registry
             .resolve(method, path)
-            .filter(|(route, _)| !route.internal() || actor.role == crate::registry::Role::Node)
+            .filter(|(route, _)| !route.internal() || actor.role.is_node())
             .ok_or_else(|| WriteError::NoRoute { method: method.into(), path: path.into() })?;
         // A node that is behind would simulate on stale state and refuse what applies.
         self.chain.readiness().await.map_err(WriteError::Unavailable)?;
@@ -210,7 +210,8 @@ impl Origin {
         let signed = SignedOp::sign(Op { request, response: response.clone() }, &self.node_id, &self.key);
         let tx = Tx::Op(signed).encode();
         if route.bundled() {
-            if let Err(message) = session::check_caps(log.unwrap_or_default(), route, tx.len() as u64) {
+            let (ops, bytes) = log.map_or((0, 0), |log| (log.ops, log.bytes));
+            if let Err(message) = session::check_caps(ops, bytes, route, tx.len() as u64) {
                 return Err(WriteError::Refused(AppError::new(413, "session_too_large", message)));
             }
         }
@@ -286,15 +287,15 @@ impl Origin {
     fn simulate(&self, route: &Route, request: &mut Request) -> Result<(Response, Option<SessionLog>), WriteError> {
         let snapshot = self.chain.snapshot()?;
         let log = match (&request.session_id, route.bundled()) {
-            (Some(session_id), true) if route.kind != RouteKind::CommitRecorded => {
+            (Some(session_id), true) => {
                 let log = SessionLog::read(&snapshot, session_id)?;
-                request.session_seq = Some(log.map_or(0, |log| log.ops));
+                request.session_seq = Some(log.as_ref().map_or(0, |log| log.ops));
                 log
             }
             _ => None,
         };
-        let mut ctx = Ctx::new(&snapshot, ExecEnv { layer: self.layer, mode: ExecMode::Standalone });
-        match (route.handler)(&mut ctx, request) {
+        let mut ctx = self.registry.service_ctx(&snapshot, ExecEnv { layer: self.layer, mode: ExecMode::Standalone });
+        match crate::app::run_route(&self.registry, &mut ctx, route, request) {
             Ok(response) => Ok((response, log)),
             Err(err) if err.is_internal() => Err(WriteError::Internal(err.message)),
             Err(err) => Err(WriteError::Refused(err)),

@@ -136,7 +136,7 @@ async fn the_full_workflow_returns_receipts_found_on_l1() {
 /// Builds a real supplier-session bundle for the devnet's chains on an in-process network.
 async fn supplier_bundle(package_id: &str) -> (String, Vec<SignedOp>) {
     let local = LocalNetwork::demo_with_chain_ids(None, L1_CHAIN_ID, L2_CHAIN_ID).unwrap();
-    let supplier = Actor { id: "sup-1".into(), role: Role::Supplier };
+    let supplier = Actor { id: "sup-1".into(), role: Role::new("supplier") };
     let started = local.origin.write(&supplier, "POST", "/v1/sessions", json!({"kind": "supplier"})).await.unwrap();
     let session = started.session_id.unwrap();
     let items = vec![bftws_node::supply_chain::model::Item { sku: "SKU-1".into(), qty: 3 }];

@@ -98,3 +98,55 @@ async fn only_the_supplier_admins_and_auditors_read_a_manifest_signature() {
         assert_eq!(package.body["data"]["items"], json!(common::items()));
     }
 }
+
+/// A node whose CometBFT is not connected (or is catching up) answers writes and `/readyz` with
+/// `503` and `Retry-After`, never a 5xx of its own or a refusal from stale state.
+#[tokio::test]
+async fn a_node_that_is_not_ready_answers_503_with_retry_after() {
+    use std::{sync::Arc, time::Duration};
+
+    use bftws_node::{
+        abci::AbciStatus,
+        auth::Authenticator,
+        cometbft::{CometChain, CometRpc, Waiters},
+        metrics::Metrics,
+        origin::Origin,
+        registry::Layer,
+        registry::Service,
+        store::Store,
+        supply_chain::{self, demo, SupplyChain},
+    };
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let chain = Arc::new(CometChain::new(
+        "l2",
+        Arc::new(AbciStatus::default()),
+        CometRpc::new(format!("http://{gone}"), Duration::from_millis(200)),
+        Arc::new(Waiters::default()),
+        Arc::new(Store::in_memory().unwrap()),
+    ));
+    let origin = Arc::new(Origin::new(
+        "l2-0",
+        Layer::L2,
+        demo::node_key("l2-0"),
+        Arc::new(supply_chain::registry()),
+        chain,
+        Duration::from_secs(1),
+        Arc::new(Metrics::new()),
+    ));
+    let api = bftws_node::http::ApiState::new(
+        origin,
+        None,
+        Authenticator::new(&demo::token_file(), SupplyChain.roles()).unwrap(),
+    );
+    let app = bftws_node::http::app(api);
+    for (path, request) in [
+        ("post", post_with("/v1/sessions", &[], r#"{"kind":"warehouse"}"#)),
+        ("readyz", Request::builder().uri("/readyz").body(Body::empty()).unwrap()),
+    ] {
+        let response = tower::ServiceExt::oneshot(app.clone(), request).await.unwrap();
+        let (status, retry_after) = (response.status(), response.headers().contains_key("retry-after"));
+        let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+        assert_eq!(status, 503, "{}: {}", path, String::from_utf8_lossy(&body));
+        assert!(retry_after);
+    }
+}

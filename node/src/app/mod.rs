@@ -17,14 +17,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use self::{
-    session::{Refusal, SessionLog},
+    session::{Refusal, SessionLog, SessionPhase},
     signatures::TxSignatures,
     tx::{SignedBundle, SignedOp, Tx, TxDecodeError},
 };
 use crate::{
     crypto::{sha256, PublicKey},
     encoding::{self, EncodingError},
-    registry::{ids, AppError, Ctx, ExecEnv, ExecMode, Layer, Registry, Request, Response, Role, Route, RouteKind},
+    registry::{ids, AppError, Ctx, ExecEnv, ExecMode, Layer, Registry, Request, Response, Route, RouteKind},
     store::{keys, Overlay, StateView, StoreError, WriteSet},
 };
 
@@ -301,18 +301,18 @@ impl App {
                 Ok(None)
             }
         }
-        let mut ctx = Ctx::new(&Empty, ExecEnv { layer: self.layer, mode: ExecMode::Standalone });
+        let mut ctx = self.registry.service_ctx(&Empty, ExecEnv { layer: self.layer, mode: ExecMode::Standalone });
         for node in &state.nodes {
             ids::check("nodes[].id", &node.id).map_err(|e| GenesisError(e.message))?;
-            ctx.put(keys::node(&node.id), node);
+            ctx.fw_put(keys::node(&node.id), node);
         }
         for committer in &state.committers {
             for origin in &committer.origins {
                 ids::check("committers[].origins[].id", &origin.id).map_err(|e| GenesisError(e.message))?;
             }
-            ctx.put(keys::committer(&committer.public_key.to_string()), committer);
+            ctx.fw_put(keys::committer(&committer.public_key.to_string()), committer);
         }
-        (self.registry.genesis)(&mut ctx, &state.service).map_err(|e| GenesisError(e.message))?;
+        self.registry.service().genesis(&mut ctx, &state.service).map_err(|e| GenesisError(e.message))?;
         let writes = ctx.into_writes();
         let app_hash = hash::next_app_hash(&hash::EMPTY_APP_HASH, std::slice::from_ref(&writes));
         Ok((writes, app_hash))
@@ -411,19 +411,19 @@ impl App {
             )));
         }
         let log = match &request.session_id {
-            Some(session_id) if route.kind != RouteKind::CommitRecorded => SessionLog::read(base, session_id)?,
+            Some(session_id) if route.bundled() => SessionLog::read(base, session_id)?,
             _ => None,
         };
-        if let Err(refusal) = session::check_next_op(log, route, request, tx_len) {
+        if let Err(refusal) = session::check_next_op(log.as_ref(), route, request, tx_len) {
             return Ok(Err(refusal));
         }
         let env = ExecEnv { layer: self.layer, mode: ExecMode::Standalone };
-        let mut ctx = Ctx::new(base, env);
-        if let Err(refusal) = run_and_compare(&mut ctx, route, signed)? {
+        let mut ctx = self.registry.service_ctx(base, env);
+        if let Err(refusal) = run_and_compare(&self.registry, &mut ctx, route, signed)? {
             return Ok(Err(refusal));
         }
         if let Some(session_id) = &request.session_id {
-            record_session_op(&mut ctx, route, session_id, log.unwrap_or_default(), signed, tx_len);
+            record_session_op(&mut ctx, route, session_id, log, signed, tx_len);
         }
         mark_applied(&mut ctx, height, tx_hash, signed);
         Ok(Ok(TxOutcome {
@@ -527,17 +527,19 @@ impl App {
 
         let mut session = Overlay::new(base);
         for ((step, op), route) in bundle.ops.iter().enumerate().zip(routes) {
-            let mut ctx = Ctx::new(&session, ExecEnv { layer: self.layer, mode: ExecMode::InBundle });
-            if let Err((code, log)) = run_and_compare(&mut ctx, route, op)? {
+            let mut ctx = self.registry.service_ctx(&session, ExecEnv { layer: self.layer, mode: ExecMode::InBundle });
+            if let Err((code, log)) = run_and_compare(&self.registry, &mut ctx, route, op)? {
                 return Ok(Err((code, format!("step {step} ({}): {log}", route.op))));
             }
             mark_applied(&mut ctx, height, tx_hash, op);
             let writes = ctx.into_writes();
             session.writes_mut().extend(writes);
         }
-        let mut ctx = Ctx::new(&session, ExecEnv { layer: self.layer, mode: ExecMode::InBundle });
-        let hook = self.registry.session_committed;
-        if let Err(refusal) = run_guarded(&mut ctx, "session_committed", |ctx| hook(ctx, &bundle.session_id))? {
+        let mut ctx = self.registry.service_ctx(&session, ExecEnv { layer: self.layer, mode: ExecMode::InBundle });
+        let service = self.registry.service();
+        if let Err(refusal) =
+            run_guarded(&mut ctx, "session_committed", |ctx| service.session_committed(ctx, &bundle.session_id))?
+        {
             return Ok(Err(refusal));
         }
         let entry = LedgerEntry {
@@ -548,7 +550,7 @@ impl App {
             height,
             tx_hash: tx_hash.to_owned(),
         };
-        ctx.put(keys::ledger_session(&bundle.session_id), &entry);
+        ctx.fw_put(keys::ledger_session(&bundle.session_id), &entry);
         let finalize_writes = ctx.into_writes();
         session.writes_mut().extend(finalize_writes);
         Ok(Ok(TxOutcome {
@@ -575,7 +577,7 @@ fn check_route<'r>(registry: &'r Registry, signed: &SignedOp) -> Result<&'r Rout
     if request.session_id != route.session_id(&request.request_id, &params) {
         return Err((TxCode::Malformed, "session_id does not match the route".into()));
     }
-    let is_node = request.actor.role == Role::Node;
+    let is_node = request.actor.role.is_node();
     if route.internal() != is_node || (is_node && request.actor.id != signed.origin) {
         return Err((TxCode::Unauthorized, format!("{} may not be called by this actor", route.op)));
     }
@@ -613,40 +615,76 @@ fn run_guarded<'c, T>(
     }
 }
 
+/// Runs a route: the service's handler, or for the framework's own `commit_recorded`, the
+/// framework. The origin's simulation and every replica's re-execution both come through here.
+pub fn run_route(
+    registry: &Registry,
+    ctx: &mut Ctx<'_>,
+    route: &Route,
+    request: &Request,
+) -> Result<Response, AppError> {
+    match route.kind {
+        RouteKind::CommitRecorded => session::record_commit(ctx, registry.service(), request),
+        _ => (route.handler)(ctx, request),
+    }
+}
+
 /// Re-executes the op's handler and compares the response with the claimed one.
-fn run_and_compare(ctx: &mut Ctx<'_>, route: &Route, signed: &SignedOp) -> Result<Result<(), Refusal>, ExecError> {
-    let handler = route.handler;
+fn run_and_compare(
+    registry: &Registry,
+    ctx: &mut Ctx<'_>,
+    route: &Route,
+    signed: &SignedOp,
+) -> Result<Result<(), Refusal>, ExecError> {
     let request = &signed.op.request;
-    Ok(match run_guarded(ctx, route.op, |ctx| handler(ctx, request))? {
+    Ok(match run_guarded(ctx, route.op, |ctx| run_route(registry, ctx, route, request))? {
         Ok(response) if response == signed.op.response => Ok(()),
         Ok(_) => Err((TxCode::ResponseMismatch, "re-executed response differs from the claimed response".into())),
         Err(refusal) => Err(refusal),
     })
 }
 
-/// Keeps what any node needs to commit the session later: its op log (the future bundle) and,
-/// between the commit op and the recorded L1 answer, a pending-commit marker.
+/// Keeps what any node needs to commit the session later: the framework's session record
+/// (owner, phase), its op log (the future bundle) and, between the commit op and the recorded
+/// L1 answer, a pending-commit marker.
 fn record_session_op(
     ctx: &mut Ctx<'_>,
     route: &Route,
     session_id: &str,
-    log: SessionLog,
+    log: Option<SessionLog>,
     signed: &SignedOp,
     tx_len: usize,
 ) {
+    let request = &signed.op.request;
+    if route.kind == RouteKind::CommitRecorded {
+        // The session record itself was updated by `session::record_commit`.
+        ctx.fw_delete(keys::pending_commit(session_id));
+        return;
+    }
+    let mut log = log.unwrap_or_else(|| {
+        ctx.fw_put(keys::session_by_owner(&request.actor.id, session_id), &serde_json::json!({}));
+        SessionLog {
+            owner: request.actor.id.clone(),
+            phase: SessionPhase::Open,
+            ops: 0,
+            bytes: 0,
+            receipt: None,
+            rejection: None,
+        }
+    });
     match route.kind {
-        RouteKind::Step => {}
-        RouteKind::Commit if ctx.env().commit_is_final() => {}
-        RouteKind::Commit => ctx.put(keys::pending_commit(session_id), &signed.op.request.time_ms),
-        RouteKind::CommitRecorded => {
-            ctx.delete(keys::pending_commit(session_id));
-            return;
+        RouteKind::Step | RouteKind::CommitRecorded => {}
+        RouteKind::Abort => log.phase = SessionPhase::Aborted,
+        RouteKind::Commit if ctx.env().commit_is_final() => log.phase = SessionPhase::Committed,
+        RouteKind::Commit => {
+            log.phase = SessionPhase::Committing;
+            ctx.fw_put(keys::pending_commit(session_id), &request.time_ms);
         }
     }
-    ctx.put(keys::session_op(session_id, log.ops), signed);
-    let log =
-        SessionLog { ops: log.ops + 1, bytes: log.bytes + tx_len as u64, closed: route.kind == RouteKind::Commit };
-    ctx.put(keys::session_op_count(session_id), &log);
+    ctx.fw_put(keys::session_op(session_id, log.ops), signed);
+    log.ops += 1;
+    log.bytes += tx_len as u64;
+    ctx.fw_put(keys::session(session_id), &log);
 }
 
 /// Records that the op's request applied, so it never applies again on this chain.
@@ -659,7 +697,7 @@ fn mark_applied(ctx: &mut Ctx<'_>, height: u64, tx_hash: &str, signed: &SignedOp
         fingerprint: AppliedRequest::fingerprint(request),
         response: request.idempotency_key.as_ref().map(|_| signed.op.response.clone()),
     };
-    ctx.put(keys::applied_request(&request.request_id), &record);
+    ctx.fw_put(keys::applied_request(&request.request_id), &record);
 }
 
 /// The signed ops recorded for a session, in order (read by the committer to build a bundle).
@@ -687,7 +725,7 @@ pub fn pending_commits(snapshot: &crate::store::Snapshot) -> Result<Vec<String>,
 /// The node that originated a session's commit op (the last op of its log), if it has one.
 pub fn commit_origin(view: &dyn StateView, session_id: &str) -> Result<Option<String>, StoreError> {
     let Some(log) = SessionLog::read(view, session_id)? else { return Ok(None) };
-    if !log.closed || log.ops == 0 {
+    if log.phase != SessionPhase::Committing || log.ops == 0 {
         return Ok(None);
     }
     let last: Option<SignedOp> = read(view, &keys::session_op(session_id, log.ops - 1))?;

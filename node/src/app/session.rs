@@ -10,9 +10,11 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{read, tx::Bundle, CommitterRecord, TxCode};
+use serde_json::json;
+
+use super::{read, tx::Bundle, CommitRecord, CommitterRecord, Receipt, TxCode};
 use crate::{
-    registry::{ids, Registry, Request, Route, RouteKind},
+    registry::{ids, AppError, Ctx, Registry, Request, Response, Route, RouteKind, Service},
     store::{keys, StateView, StoreError},
 };
 
@@ -25,22 +27,94 @@ pub const MAX_SESSION_BYTES: u64 = 768 * 1024;
 /// reached its caps can still be committed.
 pub const COMMIT_RESERVE_BYTES: u64 = 16 * 1024;
 
-/// The framework's record of a session's op log (`oplog/{id}/count`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a session stands, as the framework tracks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionPhase {
+    /// Taking ops.
+    Open,
+    /// The commit op is applied; L1's answer is not recorded yet.
+    Committing,
+    Committed,
+    /// L1 refused the bundle.
+    Rejected,
+    /// Ended by an abort op; never bundled.
+    Aborted,
+}
+
+impl SessionPhase {
+    pub const ALL: [SessionPhase; 5] = [
+        SessionPhase::Open,
+        SessionPhase::Committing,
+        SessionPhase::Committed,
+        SessionPhase::Rejected,
+        SessionPhase::Aborted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionPhase::Open => "open",
+            SessionPhase::Committing => "committing",
+            SessionPhase::Committed => "committed",
+            SessionPhase::Rejected => "rejected",
+            SessionPhase::Aborted => "aborted",
+        }
+    }
+}
+
+/// The framework's record of a session (`session/{id}`): who owns it, where it stands, its op
+/// log's size, and L1's answer once recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionLog {
+    pub owner: String,
+    pub phase: SessionPhase,
     /// Ops recorded; the next op's `session_seq`.
     pub ops: u64,
     /// Sum of the recorded ops' transaction lengths.
     pub bytes: u64,
-    /// The commit op is recorded: nothing more joins the bundle.
-    pub closed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+    /// Why L1 refused the bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<String>,
 }
 
 impl SessionLog {
     pub fn read(view: &dyn StateView, session_id: &str) -> Result<Option<Self>, StoreError> {
-        read(view, &keys::session_op_count(session_id))
+        read(view, &keys::session(session_id))
     }
+
+    /// Nothing more joins the session's bundle.
+    pub fn closed(&self) -> bool {
+        self.phase != SessionPhase::Open
+    }
+}
+
+/// Records L1's answer for a session on L2 (the framework's `commit_recorded` op): the session
+/// becomes committed or rejected, and the service's hook runs.
+pub(super) fn record_commit(ctx: &mut Ctx<'_>, service: &dyn Service, request: &Request) -> Result<Response, AppError> {
+    let session_id = request.param("id")?;
+    let mut session: SessionLog =
+        ctx.fw_get(&keys::session(session_id))?.ok_or_else(|| AppError::not_found("session", session_id))?;
+    let body: CommitRecord = request.parse_body()?;
+    if session.phase != SessionPhase::Committing {
+        return Err(AppError::conflict("session_not_committing", "the session is not waiting for L1")
+            .with("status", session.phase.as_str()));
+    }
+    if body.committed {
+        let receipt = body.receipt.ok_or_else(|| AppError::bad_request("receipt", "a commit needs its receipt"))?;
+        session.phase = SessionPhase::Committed;
+        session.receipt = Some(receipt);
+        service.session_committed(ctx, session_id)?;
+    } else {
+        session.phase = SessionPhase::Rejected;
+        session.receipt = body.receipt;
+        session.rejection = Some(body.reason.unwrap_or_else(|| "rejected by L1".into()));
+        service.session_rejected(ctx, session_id)?;
+    }
+    ctx.fw_put(keys::session(session_id), &session);
+    Ok(Response::ok(json!({"session_id": session_id, "status": session.phase})))
 }
 
 /// A refusal: the code and the log line.
@@ -49,7 +123,7 @@ pub(super) type Refusal = (TxCode, String);
 /// Checks that a standalone op (L2, or direct L1) is the next op of its session: numbered in
 /// order, the session not closed, and within the caps. `tx_len` is the op transaction's length.
 pub(super) fn check_next_op(
-    log: Option<SessionLog>,
+    log: Option<&SessionLog>,
     route: &Route,
     request: &Request,
     tx_len: usize,
@@ -63,30 +137,30 @@ pub(super) fn check_next_op(
     let Some(seq) = request.session_seq else {
         return Err((TxCode::Malformed, format!("{} needs a session_seq", route.op)));
     };
-    let log = match (log, route.starts_session()) {
-        (None, true) => SessionLog::default(),
+    let (ops, bytes) = match (log, route.starts_session()) {
+        (None, true) => (0, 0),
         (Some(_), true) => return Err((TxCode::Refused, "the session already exists".into())),
         (None, false) => return Err((TxCode::Refused, "the session has not started".into())),
-        (Some(log), false) => log,
+        (Some(log), false) if log.closed() => {
+            return Err((TxCode::Refused, format!("the session is {}; nothing more can join it", log.phase.as_str())))
+        }
+        (Some(log), false) => (log.ops, log.bytes),
     };
-    if log.closed {
-        return Err((TxCode::Refused, "the session is already committed; nothing more can join it".into()));
-    }
-    if seq != log.ops {
+    if seq != ops {
         return Err((
             TxCode::Refused,
-            format!("session_seq {seq} is not the session's next op {} (another op applied first)", log.ops),
+            format!("session_seq {seq} is not the session's next op {ops} (another op applied first)"),
         ));
     }
-    check_caps(log, route, tx_len as u64).map_err(|message| (TxCode::TooLarge, message))
+    check_caps(ops, bytes, route, tx_len as u64).map_err(|message| (TxCode::TooLarge, message))
 }
 
 /// The caps a session keeps: at most [`MAX_SESSION_OPS`] ops and [`MAX_SESSION_BYTES`], with
 /// room left for the commit op until it is recorded.
-pub fn check_caps(log: SessionLog, route: &Route, op_bytes: u64) -> Result<(), String> {
+pub fn check_caps(ops: u64, bytes: u64, route: &Route, op_bytes: u64) -> Result<(), String> {
     let is_commit = route.kind == RouteKind::Commit;
-    let ops_after = log.ops + 1 + u64::from(!is_commit);
-    let bytes_after = log.bytes + op_bytes + if is_commit { 0 } else { COMMIT_RESERVE_BYTES };
+    let ops_after = ops + 1 + u64::from(!is_commit);
+    let bytes_after = bytes + op_bytes + if is_commit { 0 } else { COMMIT_RESERVE_BYTES };
     if ops_after > MAX_SESSION_OPS {
         return Err(format!("a session holds at most {MAX_SESSION_OPS} ops, commit included; commit this one"));
     }
@@ -138,7 +212,7 @@ pub(super) fn check_bundle_shape<'r>(
         let route =
             super::check_route(registry, signed).map_err(|(code, log)| (code, format!("step {step}: {log}")))?;
         let last = step + 1 == bundle.ops.len();
-        if !route.bundled() {
+        if !route.bundled() || route.kind == RouteKind::Abort {
             return Err(shape(format!("{} is never part of a bundle", route.op)));
         }
         if (step == 0) != route.starts_session() {

@@ -14,7 +14,7 @@ use crate::{
     chain::{Chain, SubmitError},
     crypto::SigningKey,
     local_chain::LocalChain,
-    registry::{Actor, Ctx, ExecEnv, ExecMode, Layer, Request, Role},
+    registry::{Actor, ExecEnv, ExecMode, Layer, Registry, Request, Role},
     store::Store,
     supply_chain::{self, demo, model::Item},
 };
@@ -35,8 +35,8 @@ struct Script {
     responses: Vec<Value>,
 }
 
-fn actor(id: &str, role: Role) -> Actor {
-    Actor { id: id.into(), role }
+fn actor(id: &str, role: &str) -> Actor {
+    Actor { id: id.into(), role: Role::new(role) }
 }
 
 fn items() -> Vec<Item> {
@@ -85,8 +85,8 @@ impl Script {
             session_seq,
             idempotency_key: None,
         };
-        let mut ctx = Ctx::new(&snapshot, ExecEnv { layer: Layer::L2, mode: ExecMode::Standalone });
-        let response = (route.handler)(&mut ctx, &request).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut ctx = registry.service_ctx(&snapshot, ExecEnv { layer: Layer::L2, mode: ExecMode::Standalone });
+        let response = super::run_route(&registry, &mut ctx, route, &request).unwrap_or_else(|e| panic!("{path}: {e}"));
         SignedOp::sign(Op { request, response }, NODE, &demo::node_key(NODE))
     }
 
@@ -138,7 +138,7 @@ impl Script {
         self.l1_txs.push(Tx::Bundle(bundle.clone()).encode());
         let finalized = self.submit_l1(bundle).expect("L1 commits");
         let receipt = super::Receipt::committed(L1_CHAIN, finalized.ledger.as_ref().unwrap());
-        let node = actor(NODE, Role::Node);
+        let node = actor(NODE, "node");
         self.write(
             &node,
             &format!("/v1/sessions/{session_id}/commit_recorded"),
@@ -149,8 +149,8 @@ impl Script {
     /// A supplier session registering and committing PKG-1, then a warehouse session up to
     /// its label (not committed).
     fn fixed_workflow(&mut self) -> String {
-        let supplier = actor("sup-1", Role::Supplier);
-        let operator = actor("op-1", Role::Operator);
+        let supplier = actor("sup-1", "supplier");
+        let operator = actor("op-1", "operator");
         let started = self.write(&supplier, "/v1/sessions", json!({"kind": "supplier"}));
         let sup_session = started["session_id"].as_str().unwrap().to_owned();
         let signature = demo::sign_manifest("sup-1", "PKG-1", &items());
@@ -191,8 +191,8 @@ fn app_hash(chain: &LocalChain) -> String {
 fn the_same_workflow_gives_identical_responses_state_and_app_hashes() {
     let (mut a, mut b) = (Script::new(), Script::new());
     let (wa, wb) = (a.fixed_workflow(), b.fixed_workflow());
-    a.commit(&actor("op-1", Role::Operator), &wa);
-    b.commit(&actor("op-1", Role::Operator), &wb);
+    a.commit(&actor("op-1", "operator"), &wa);
+    b.commit(&actor("op-1", "operator"), &wb);
     assert_eq!(a.responses, b.responses);
     assert_eq!(a.l2_txs, b.l2_txs);
     assert_eq!(state_dump(&a.l2), state_dump(&b.l2));
@@ -231,12 +231,12 @@ fn replaying_the_ops_on_a_fresh_store_gives_byte_identical_writes_and_app_hash()
 fn golden_app_hash_after_a_fixed_workflow() {
     let mut script = Script::new();
     let warehouse = script.fixed_workflow();
-    script.commit(&actor("op-1", Role::Operator), &warehouse);
+    script.commit(&actor("op-1", "operator"), &warehouse);
     insta::assert_snapshot!(
         format!("l2 {}\nl1 {}", app_hash(&script.l2), app_hash(&script.l1)),
         @r"
-        l2 6778947315386c3a8288505eec2f47190b4cf28deba962fd8332295229a7e2fa
-        l1 9bdaadc0830f764ba951c641456015e4cb88b34d15f9799761c8fd69bbeebf6c
+        l2 4e3bc3117d0e56b7cf52ae3bed5939abc21247af06755b7104e4a88440e7d6fb
+        l1 b9540502bdad059f02c5b343c9cc8d88f4e0893bebee77c586bf0b9083040790
         "
     );
 }
@@ -252,7 +252,7 @@ fn refused(result: Result<crate::chain::Finalized, SubmitError>) -> (TxCode, Str
 fn a_bundle_with_one_mismatching_response_is_rejected_whole() {
     let mut script = Script::new();
     let warehouse = script.fixed_workflow();
-    script.write(&actor("op-1", Role::Operator), &format!("/v1/sessions/{warehouse}/commit"), json!({}));
+    script.write(&actor("op-1", "operator"), &format!("/v1/sessions/{warehouse}/commit"), json!({}));
     let before = (state_dump(&script.l1), app_hash(&script.l1));
     let mut bundle = script.bundle(&warehouse, &demo::commit_key()).bundle;
     // The qc step (index 3) claims a different outcome, re-signed by the origin so only the
@@ -271,7 +271,7 @@ fn a_bundle_with_one_mismatching_response_is_rejected_whole() {
 fn bundles_with_a_bad_signature_or_an_unauthorised_key_are_rejected() {
     let mut script = Script::new();
     let warehouse = script.fixed_workflow();
-    script.write(&actor("op-1", Role::Operator), &format!("/v1/sessions/{warehouse}/commit"), json!({}));
+    script.write(&actor("op-1", "operator"), &format!("/v1/sessions/{warehouse}/commit"), json!({}));
     let before = state_dump(&script.l1);
 
     let mut forged = script.bundle(&warehouse, &demo::commit_key());
@@ -295,7 +295,7 @@ fn bundles_with_a_bad_signature_or_an_unauthorised_key_are_rejected() {
 fn a_retried_bundle_returns_the_original_receipt_and_a_different_one_is_refused() {
     let mut script = Script::new();
     let warehouse = script.fixed_workflow();
-    script.write(&actor("op-1", Role::Operator), &format!("/v1/sessions/{warehouse}/commit"), json!({}));
+    script.write(&actor("op-1", "operator"), &format!("/v1/sessions/{warehouse}/commit"), json!({}));
     let first = script.submit_l1(script.bundle(&warehouse, &demo::commit_key())).unwrap();
     // Submitted again (another node resuming the commit): same bytes, same receipt.
     let again = script.submit_l1(script.bundle(&warehouse, &demo::commit_key())).unwrap();
@@ -314,20 +314,20 @@ fn a_retried_bundle_returns_the_original_receipt_and_a_different_one_is_refused(
 #[test]
 fn ops_from_unknown_origins_or_with_forged_signatures_are_refused() {
     let mut script = Script::new();
-    let op = script.op(&actor("op-1", Role::Operator), "/v1/sessions", json!({"kind": "warehouse"}));
+    let op = script.op(&actor("op-1", "operator"), "/v1/sessions", json!({"kind": "warehouse"}));
     let stranger = SignedOp::sign(op.op.clone(), "l2-9", &demo::node_key("l2-9"));
     let (code, _) = refused(futures_block_on(script.l2.submit(Tx::Op(stranger).encode())));
     assert_eq!(code, TxCode::Unauthorized);
     let impostor = SignedOp::sign(op.op.clone(), NODE, &SigningKey::demo("impostor"));
     assert_eq!(refused(futures_block_on(script.l2.submit(Tx::Op(impostor).encode()))).0, TxCode::Unauthorized);
     let mut tampered = op.clone();
-    tampered.op.request.actor = actor("op-2", Role::Operator);
+    tampered.op.request.actor = actor("op-2", "operator");
     assert_eq!(refused(futures_block_on(script.l2.submit(Tx::Op(tampered).encode()))).0, TxCode::BadSignature);
     let bytes = b"{\"type\":\"op\"}".to_vec();
     assert_eq!(refused(futures_block_on(script.l2.submit(bytes))).0, TxCode::Malformed);
     // A node cannot invent an internal op for a user, nor a user op as itself.
-    let mut as_node = script.op(&actor("op-1", Role::Operator), "/v1/sessions", json!({"kind": "warehouse"})).op;
-    as_node.request.actor = actor(NODE, Role::Node);
+    let mut as_node = script.op(&actor("op-1", "operator"), "/v1/sessions", json!({"kind": "warehouse"})).op;
+    as_node.request.actor = actor(NODE, "node");
     let signed = SignedOp::sign(as_node, NODE, &demo::node_key(NODE));
     assert_eq!(refused(futures_block_on(script.l2.submit(Tx::Op(signed).encode()))).0, TxCode::Unauthorized);
 }
@@ -335,11 +335,11 @@ fn ops_from_unknown_origins_or_with_forged_signatures_are_refused() {
 #[test]
 fn a_conflicting_op_ordered_after_its_rival_is_refused_not_applied() {
     let mut script = Script::new();
-    let operator = actor("op-1", Role::Operator);
-    let other = actor("op-2", Role::Operator);
+    let operator = actor("op-1", "operator");
+    let other = actor("op-2", "operator");
     script.fixed_workflow();
     // Two sessions both simulated a scan of a free package against the same state...
-    let supplier = actor("sup-1", Role::Supplier);
+    let supplier = actor("sup-1", "supplier");
     let s =
         script.write(&supplier, "/v1/sessions", json!({"kind": "supplier"}))["session_id"].as_str().unwrap().to_owned();
     let signature = demo::sign_manifest("sup-1", "PKG-2", &items());
@@ -373,9 +373,21 @@ fn a_conflicting_op_ordered_after_its_rival_is_refused_not_applied() {
 fn frozen_warehouse_session() -> (Script, String, SignedBundle) {
     let mut script = Script::new();
     let warehouse = script.fixed_workflow();
-    script.write(&actor("op-1", Role::Operator), &format!("/v1/sessions/{warehouse}/commit"), json!({}));
+    script.write(&actor("op-1", "operator"), &format!("/v1/sessions/{warehouse}/commit"), json!({}));
     let bundle = script.bundle(&warehouse, &demo::commit_key());
     (script, warehouse, bundle)
+}
+
+/// Every session on a chain but `except`, by id.
+fn other_sessions(snapshot: &crate::store::Snapshot, except: &str) -> Vec<String> {
+    let prefix = crate::store::keys::session_prefix();
+    snapshot
+        .scan_prefix(&prefix)
+        .unwrap()
+        .keys()
+        .map(|k| String::from_utf8(k[prefix.len()..].to_vec()).unwrap())
+        .filter(|s| s != except)
+        .collect()
 }
 
 /// Executes `bytes` on L1's committed state without applying it.
@@ -401,14 +413,7 @@ fn bundles_that_are_not_whole_sessions_are_refused_with_the_step() {
         // The committed supplier session of the fixed workflow.
         let id = super::pending_commits(&snapshot).unwrap();
         assert_eq!(id, vec![warehouse.clone()]);
-        let sessions: Vec<String> = snapshot
-            .scan_prefix(b"oplog/")
-            .unwrap()
-            .keys()
-            .filter_map(|k| String::from_utf8(k.clone()).ok())
-            .filter_map(|k| k.strip_suffix("/count").map(|k| k["oplog/".len()..].to_owned()))
-            .filter(|s| *s != warehouse)
-            .collect();
+        let sessions: Vec<String> = other_sessions(&snapshot, &warehouse);
         super::session_ops(&snapshot, &sessions[0]).unwrap()
     };
     let prefix_step = format!("step {}", last - 1);
@@ -487,7 +492,7 @@ fn an_op_from_an_l2_node_its_committer_does_not_list_is_refused() {
 #[test]
 fn a_request_applies_at_most_once_per_chain() {
     let mut script = Script::new();
-    let supplier = actor("sup-1", Role::Supplier);
+    let supplier = actor("sup-1", "supplier");
     let start = script.op(&supplier, "/v1/sessions", json!({"kind": "supplier"}));
     futures_block_on(script.l2.submit(Tx::Op(start.clone()).encode())).unwrap();
     // The same op again, and the same request re-timed and re-signed: both refused.
@@ -502,14 +507,14 @@ fn a_request_applies_at_most_once_per_chain() {
 #[test]
 fn a_step_out_of_sequence_or_after_the_commit_is_refused_on_l2() {
     let (mut script, warehouse, _) = frozen_warehouse_session();
-    let operator = actor("op-1", Role::Operator);
+    let operator = actor("op-1", "operator");
     // After the commit op nothing joins the session, whatever the handler would say.
     let mut late = script.unsimulated(&operator, &format!("/v1/sessions/{warehouse}/abort"), json!({}));
     late.request.session_seq = Some(7);
     let late = SignedOp::sign(late, NODE, &demo::node_key(NODE));
     let (code, log) = refused(futures_block_on(script.l2.submit(Tx::Op(late).encode())));
     assert_eq!(code, TxCode::Refused, "{log}");
-    assert!(log.contains("already committed"), "{log}");
+    assert!(log.contains("the session is committing; nothing more can join it"), "{log}");
 }
 
 #[test]
@@ -636,11 +641,9 @@ proptest! {
             static FIXTURE: (Script, SignedBundle, Vec<SignedOp>) = {
                 let (script, _, honest) = frozen_warehouse_session();
                 let snapshot = script.l2.snapshot().unwrap();
-                let foreign = snapshot.scan_prefix(b"oplog/").unwrap().keys()
-                    .filter_map(|k| String::from_utf8(k.clone()).ok())
-                    .filter_map(|k| k.strip_suffix("/count").map(|k| k["oplog/".len()..].to_owned()))
-                    .filter(|s| *s != honest.bundle.session_id)
-                    .flat_map(|s| super::session_ops(&snapshot, &s).unwrap())
+                let foreign = other_sessions(&snapshot, &honest.bundle.session_id)
+                    .iter()
+                    .flat_map(|s| super::session_ops(&snapshot, s).unwrap())
                     .collect();
                 (script, honest, foreign)
             };
@@ -672,7 +675,10 @@ proptest! {
 mod hostile_service {
     use serde_json::{json, Value};
 
-    use crate::registry::{AppError, Ctx, PathPattern, Registry, Request, Response, Route, RouteKind, SessionBinding};
+    use crate::registry::{
+        AppError, Ctx, PathPattern, Request, Response, RoleSpec, Route, RouteKind, Service, ServiceState,
+        SessionBinding, SessionView,
+    };
 
     fn start(_: &mut Ctx<'_>, req: &Request) -> Result<Response, AppError> {
         Ok(Response::created(json!({"session_id": req.session_id})))
@@ -690,38 +696,58 @@ mod hostile_service {
         Ok(Response::ok(json!({"ok": true})))
     }
 
-    fn genesis(_: &mut Ctx<'_>, _: &Value) -> Result<(), AppError> {
-        Ok(())
-    }
+    pub(super) struct Hostile;
 
-    fn committed(_: &mut Ctx<'_>, _: &str) -> Result<(), AppError> {
-        panic!("a bug in the commit hook")
-    }
+    impl Service for Hostile {
+        fn name(&self) -> &'static str {
+            "hostile"
+        }
 
-    pub(super) fn registry() -> Registry {
-        let route = |op, pattern, handler, session, kind| Route {
-            op,
-            method: "POST",
-            pattern: PathPattern::new(pattern),
-            handler,
-            session,
-            kind,
-        };
-        Registry::new(
+        fn description(&self) -> &'static str {
+            "fails on its input in every way it can"
+        }
+
+        fn roles(&self) -> &'static [RoleSpec] {
+            &[RoleSpec { name: "operator", reads_all_sessions: false }]
+        }
+
+        fn routes(&self) -> Vec<Route> {
+            let route = |op, pattern, handler, session, kind| Route {
+                op,
+                method: "POST",
+                pattern: PathPattern::new(pattern),
+                handler,
+                session,
+                kind,
+            };
             vec![
                 route("h.start", "/v1/sessions", start as _, SessionBinding::Starts, RouteKind::Step),
                 route("h.step", "/v1/sessions/{id}/step", step as _, SessionBinding::InPath, RouteKind::Step),
                 route("h.commit", "/v1/sessions/{id}/commit", commit as _, SessionBinding::InPath, RouteKind::Commit),
-            ],
-            genesis,
-            committed,
-        )
+            ]
+        }
+
+        fn genesis(&self, _: &mut Ctx<'_>, _: &Value) -> Result<(), AppError> {
+            Ok(())
+        }
+
+        fn session_committed(&self, _: &mut Ctx<'_>, _: &str) -> Result<(), AppError> {
+            panic!("a bug in the commit hook")
+        }
+
+        fn session_rejected(&self, _: &mut Ctx<'_>, _: &str) -> Result<(), AppError> {
+            Ok(())
+        }
+
+        fn session_view(&self, _: &ServiceState<'_>, _: &str) -> Result<Option<SessionView>, AppError> {
+            Ok(None)
+        }
     }
 }
 
 #[test]
 fn a_failing_or_panicking_service_is_a_refusal_never_a_stopped_node() {
-    let registry = Arc::new(hostile_service::registry());
+    let registry = Arc::new(Registry::new(hostile_service::Hostile));
     let chain = |layer, chain_id: &str, l2: Option<&str>| {
         LocalChain::new(
             App::new(registry.clone(), layer, chain_id),
@@ -731,7 +757,7 @@ fn a_failing_or_panicking_service_is_a_refusal_never_a_stopped_node() {
         .unwrap()
     };
     let (l2, l1) = (chain(Layer::L2, L2_CHAIN, None), chain(Layer::L1, L1_CHAIN, Some(L2_CHAIN)));
-    let user = actor("u-1", Role::Operator);
+    let user = actor("u-1", "operator");
     let op = |path: &str, body: Value, id: &str, seq: u64| {
         let (route, params) = registry.resolve("POST", path).unwrap();
         let request_id = id.to_owned();

@@ -104,6 +104,9 @@ impl SignedBundle {
 /// Everything that goes through consensus.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// A transaction is decoded and handled one at a time; boxing the op would only add an
+// allocation to the hot path.
+#[allow(clippy::large_enum_variant)]
 pub enum Tx {
     Op(SignedOp),
     Bundle(SignedBundle),
@@ -165,7 +168,7 @@ mod tests {
                 path: "/v1/sessions/ses-1/scan".into(),
                 params,
                 body,
-                actor: Actor { id: "op-1".into(), role: Role::Operator },
+                actor: Actor { id: "op-1".into(), role: Role::new("operator") },
                 request_id: "req-1".into(),
                 time_ms,
                 session_id: Some("ses-1".into()),

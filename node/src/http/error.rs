@@ -62,7 +62,9 @@ impl ApiError {
 
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
-        if error.is_internal() {
+        // A 500 is a local failure whose details stay in the log; other 5xx (503 with its
+        // reason) are answers for the client.
+        if error.status == 500 {
             return Self {
                 error: AppError::new(500, "internal", "internal error; see the node's log"),
                 retry_after_secs: None,
@@ -118,7 +120,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(json!({ "error": self.error }))).into_response();
-        if let Some(secs) = self.retry_after_secs {
+        // Every 503 tells the client when to come back.
+        let retry_after = self.retry_after_secs.or((status == StatusCode::SERVICE_UNAVAILABLE).then_some(1));
+        if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response

@@ -41,11 +41,11 @@ async fn submit_bundle(State(state): State<ApiState>, body: axum::body::Bytes) -
     let session_id = bundle.bundle.session_id.clone();
     // Refusals below are final for the committer: only a node in consensus may give them.
     origin.chain().readiness().await.map_err(|reason| ApiError::from(WriteError::Unavailable(reason)))?;
-    let tx = Tx::Bundle(bundle.clone()).encode();
-    // The checks that cost nothing, before anything is verified or broadcast: a flood of
-    // refused bundles costs this node a parse and a few reads each.
+    // The checks that cost nothing, before anything is verified, encoded or broadcast: a flood
+    // of refused bundles costs this node a parse and a few reads each. The body's length stands
+    // for the transaction's here (CheckTx checks the exact one).
     let snapshot = origin.chain().snapshot()?;
-    if let Err((code, log)) = App::precheck_bundle(origin.registry(), origin.layer(), &snapshot, &bundle, tx.len())? {
+    if let Err((code, log)) = App::precheck_bundle(origin.registry(), origin.layer(), &snapshot, &bundle, body.len())? {
         return Err(rejected(code, &log, &session_id));
     }
     if bundle.verify_signature().is_err() {
@@ -61,7 +61,7 @@ async fn submit_bundle(State(state): State<ApiState>, body: axum::body::Bytes) -
         }
     }
     drop(snapshot);
-    match origin.submit(tx).await {
+    match origin.submit(Tx::Bundle(bundle).encode()).await {
         Ok(finalized) => {
             let entry = finalized
                 .ledger

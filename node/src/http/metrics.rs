@@ -10,7 +10,7 @@ use axum::{
 };
 
 use super::{ApiError, ApiState};
-use crate::{store::keys, supply_chain::model::SessionRecord};
+use crate::{app::session::SessionLog, store::keys};
 
 /// Prometheus text format. Session counts are taken from state at scrape time.
 pub(super) async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
@@ -18,8 +18,8 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Result<Response, A
     let snapshot = origin.chain().snapshot()?;
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
     for bytes in snapshot.scan_prefix(&keys::session_prefix())?.values() {
-        if let Ok(session) = serde_json::from_slice::<SessionRecord>(bytes) {
-            *counts.entry(session.status.as_str()).or_default() += 1;
+        if let Ok(session) = serde_json::from_slice::<SessionLog>(bytes) {
+            *counts.entry(session.phase.as_str()).or_default() += 1;
         }
     }
     let counts: Vec<(&str, u64)> = counts.into_iter().collect();

@@ -9,9 +9,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{extract::Authenticated, ApiError, ApiState, ErrorBody};
 use crate::{
-    registry::{ids, AppError, Role},
-    store::{keys, StateView},
-    supply_chain::model::PackageRecord,
+    registry::{ids, AppError},
+    supply_chain::{keys, model::PackageRecord, roles},
 };
 
 pub(super) fn router() -> OpenApiRouter<ApiState> {
@@ -32,15 +31,15 @@ async fn get_package(
 ) -> Result<Json<Value>, ApiError> {
     ids::check("id", &id)?;
     let snapshot = state.origin().chain().snapshot()?;
-    let bytes = snapshot.get(&keys::package(&id))?.ok_or_else(|| AppError::not_found("package", &id))?;
-    let package: PackageRecord =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::new(500, "internal", e.to_string()))?;
+    let package: PackageRecord = state
+        .origin()
+        .registry()
+        .service_state(&snapshot)
+        .get(&keys::package(&id))?
+        .ok_or_else(|| AppError::not_found("package", &id))?;
     let height = snapshot.last_block()?.height;
-    let sees_signature = match actor.role {
-        Role::Admin | Role::Auditor => true,
-        Role::Supplier => actor.id == package.supplier_id,
-        Role::Operator | Role::Node => false,
-    };
+    let sees_signature = [roles::ADMIN, roles::AUDITOR].iter().any(|role| actor.role.is(role))
+        || (actor.role.is(roles::SUPPLIER) && actor.id == package.supplier_id);
     let mut data = serde_json::to_value(&package).map_err(|e| ApiError::new(500, "internal", e.to_string()))?;
     if !sees_signature {
         if let Some(fields) = data.as_object_mut() {

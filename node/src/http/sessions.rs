@@ -16,10 +16,11 @@ use super::{
     ApiError, ApiState, ErrorBody, WriteReply,
 };
 use crate::{
+    app::session::SessionLog,
     l2::CommitOutcome,
-    registry::{ids, Actor, Role},
-    store::{keys, StateView},
-    supply_chain::model::{Empty, Label, QualityCheck, RegisterPackage, Scan, SessionRecord, StartSession, Validate},
+    registry::{ids, Actor},
+    store::keys,
+    supply_chain::model::{Empty, Label, QualityCheck, RegisterPackage, Scan, StartSession, Validate},
 };
 
 pub(super) fn router() -> OpenApiRouter<ApiState> {
@@ -212,7 +213,7 @@ async fn commit(
     }
 }
 
-/// List sessions: your own; every session for `admin` and `auditor`.
+/// List sessions: your own; every session for roles that read all sessions (`admin`, `auditor`).
 #[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
     responses((status = 200, description = "`{data: [session]}`"), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -221,31 +222,35 @@ async fn list_sessions(
     Authenticated(actor): Authenticated,
 ) -> Result<Json<Value>, ApiError> {
     let snapshot = state.origin().chain().snapshot()?;
-    let sessions: Vec<SessionRecord> = if sees_everything(&actor) {
+    let ids: Vec<String> = if state.origin().registry().reads_all_sessions(&actor) {
+        let prefix = keys::session_prefix();
         snapshot
-            .scan_prefix(&keys::session_prefix())?
-            .values()
-            .filter_map(|bytes| serde_json::from_slice(bytes).ok())
+            .scan_prefix(&prefix)?
+            .keys()
+            .map(|key| String::from_utf8_lossy(&key[prefix.len()..]).into_owned())
             .collect()
     } else {
         let prefix = keys::session_by_owner_prefix(&actor.id);
-        let mut out = Vec::new();
-        for key in snapshot.scan_prefix(&prefix)?.keys() {
-            let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-            if let Some(bytes) = snapshot.get(&keys::session(&id))? {
-                out.extend(serde_json::from_slice::<SessionRecord>(&bytes).ok());
-            }
-        }
-        out
+        snapshot
+            .scan_prefix(&prefix)?
+            .keys()
+            .map(|key| String::from_utf8_lossy(&key[prefix.len()..]).into_owned())
+            .collect()
     };
+    let mut sessions = Vec::with_capacity(ids.len());
+    for id in &ids {
+        if let Some((data, _)) = session_json(&state, &snapshot, id)? {
+            sessions.push(data);
+        }
+    }
     let height = snapshot.last_block()?.height;
     Ok(Json(json!({"data": sessions, "meta": {"height": height, "count": sessions.len()}})))
 }
 
-/// Read a session (its owner, `admin` or `auditor`).
+/// Read a session (its owner, or a role that reads all sessions).
 #[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions",
     params(("id" = String, Path, description = "session id")),
-    responses((status = 200, body = SessionRecord), (status = "4XX", body = ErrorBody)),
+    responses((status = 200, description = "`{data: session, meta: {height, expected_step}}`"), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 async fn get_session(
     State(state): State<ApiState>,
@@ -254,18 +259,36 @@ async fn get_session(
 ) -> Result<Json<Value>, ApiError> {
     ids::check("id", &id)?;
     let snapshot = state.origin().chain().snapshot()?;
-    let bytes =
-        snapshot.get(&keys::session(&id))?.ok_or_else(|| crate::registry::AppError::not_found("session", &id))?;
-    let session: SessionRecord =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::new(500, "internal", e.to_string()))?;
-    if session.owner != actor.id && !sees_everything(&actor) {
+    let log = SessionLog::read(&snapshot, &id)?.ok_or_else(|| crate::registry::AppError::not_found("session", &id))?;
+    if log.owner != actor.id && !state.origin().registry().reads_all_sessions(&actor) {
         return Err(ApiError::new(403, "forbidden", "only the session's owner, admins and auditors may read it"));
     }
+    let (data, expected_step) =
+        session_json(&state, &snapshot, &id)?.ok_or_else(|| crate::registry::AppError::not_found("session", &id))?;
     let height = snapshot.last_block()?.height;
-    let expected_step = session.expected_step();
-    Ok(Json(json!({"data": session, "meta": {"height": height, "expected_step": expected_step}})))
+    Ok(Json(json!({"data": data, "meta": {"height": height, "expected_step": expected_step}})))
 }
 
-fn sees_everything(actor: &Actor) -> bool {
-    matches!(actor.role, Role::Admin | Role::Auditor)
+/// A session as clients see it: the service's view, with where the session stands and L1's
+/// answer from the framework's record.
+fn session_json(
+    state: &ApiState,
+    snapshot: &crate::store::Snapshot,
+    id: &str,
+) -> Result<Option<(Value, Option<String>)>, ApiError> {
+    let Some(log) = SessionLog::read(snapshot, id)? else { return Ok(None) };
+    let registry = state.origin().registry();
+    let view = registry.service().session_view(&registry.service_state(snapshot), id)?;
+    let (mut data, expected_step) = match view {
+        Some(view) => (view.data, view.expected_step),
+        None => (json!({"session_id": id}), None),
+    };
+    if let Some(fields) = data.as_object_mut() {
+        fields.insert("owner".into(), json!(log.owner));
+        fields.insert("status".into(), json!(log.phase));
+        fields.insert("receipt".into(), json!(log.receipt));
+        fields.insert("rejection".into(), json!(log.rejection));
+    }
+    let expected_step = if log.closed() { Some("none".to_owned()) } else { expected_step };
+    Ok(Some((data, expected_step)))
 }

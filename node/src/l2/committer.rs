@@ -205,7 +205,7 @@ impl Committer {
             .find(|r| r.kind == RouteKind::CommitRecorded)
             .ok_or_else(|| WriteError::Internal("the service has no commit-recorded route".into()))?;
         let path = route.pattern.render(&[("id".to_owned(), session_id.to_owned())].into_iter().collect());
-        let actor = Actor { id: self.origin.node_id().to_owned(), role: Role::Node };
+        let actor = Actor { id: self.origin.node_id().to_owned(), role: Role::node() };
         let body = serde_json::to_value(record).expect("commit records serialize");
         match self.origin.write(&actor, route.method, &path, body).await {
             Ok(_) => Ok(()),

@@ -18,7 +18,7 @@ use serde_json::Value;
 pub use self::{error::AppError, path::PathPattern};
 use crate::{
     encoding,
-    store::{Overlay, StateView, WriteSet},
+    store::{keys, Overlay, StateView, WriteSet},
 };
 
 /// Who is acting; fixed by authentication at the origin node, never taken from a body.
@@ -28,27 +28,44 @@ pub struct Actor {
     pub role: Role,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Supplier,
-    Operator,
-    Admin,
-    Auditor,
-    /// A node acting on its own behalf (recording an L1 receipt); never granted to a token.
-    Node,
-}
+/// An actor's role: one of the service's roles ([`RoleSpec`]), or `node` for a node acting on
+/// its own behalf (recording an L1 receipt), which no token is ever given.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, example = "operator")]
+pub struct Role(String);
 
 impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Supplier => "supplier",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-            Role::Auditor => "auditor",
-            Role::Node => "node",
-        }
+    /// The framework's own role.
+    pub const NODE: &'static str = "node";
+
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(name.into())
     }
+
+    pub fn node() -> Self {
+        Self::new(Self::NODE)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is(&self, name: &str) -> bool {
+        self.0 == name
+    }
+
+    pub fn is_node(&self) -> bool {
+        self.is(Self::NODE)
+    }
+}
+
+/// A role a service grants to tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleSpec {
+    pub name: &'static str,
+    /// Reads every session (listing and reading sessions it does not own): admins, auditors.
+    pub reads_all_sessions: bool,
 }
 
 /// The replicated request.
@@ -161,10 +178,14 @@ impl ExecEnv {
 }
 
 /// What a handler sees: state (committed state plus every pending write before this op) and
-/// the op's own writes.
+/// the op's own writes. A service's context puts every key it reads or writes under the
+/// service's prefix ([`keys::service_prefix`]); the framework reaches its own keys through the
+/// crate-private `fw_*` methods.
 pub struct Ctx<'a> {
     state: Overlay<'a>,
     env: ExecEnv,
+    /// Prepended to every key the service names.
+    prefix: &'a [u8],
     /// The first local fault a read met (the store failing, a stored value that does not
     /// decode). It tells the framework that a handler's error came from this node, not from the
     /// request, so it must not be taken as the replicated answer.
@@ -172,8 +193,14 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// A context whose keys are the framework's own.
     pub fn new(base: &'a dyn StateView, env: ExecEnv) -> Self {
-        Self { state: Overlay::new(base), env, local_fault: std::cell::RefCell::new(None) }
+        Self::for_service(base, env, &[])
+    }
+
+    /// A context for service code: every key is under `prefix`.
+    pub fn for_service(base: &'a dyn StateView, env: ExecEnv, prefix: &'a [u8]) -> Self {
+        Self { state: Overlay::new(base), env, prefix, local_fault: std::cell::RefCell::new(None) }
     }
 
     /// The local fault a read of this context met, if any.
@@ -186,16 +213,43 @@ impl<'a> Ctx<'a> {
         AppError::internal(message)
     }
 
+    fn scoped(&self, key: &[u8]) -> Vec<u8> {
+        [self.prefix, key].concat()
+    }
+
     pub fn env(&self) -> ExecEnv {
         self.env
     }
 
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, AppError> {
-        self.state.get(key).map_err(|e| self.fault(e.to_string()))
+        self.fw_get_raw(&self.scoped(key))
     }
 
     pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, AppError> {
-        match self.get_raw(key)? {
+        self.fw_get(&self.scoped(key))
+    }
+
+    pub fn put<T: Serialize + ?Sized>(&mut self, key: Vec<u8>, value: &T) {
+        let key = self.scoped(&key);
+        self.fw_put(key, value);
+    }
+
+    pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        let key = self.scoped(&key);
+        self.state.writes_mut().put(key, value);
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        let key = self.scoped(&key);
+        self.fw_delete(key);
+    }
+
+    pub(crate) fn fw_get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, AppError> {
+        self.state.get(key).map_err(|e| self.fault(e.to_string()))
+    }
+
+    pub(crate) fn fw_get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, AppError> {
+        match self.fw_get_raw(key)? {
             Some(bytes) => encoding::from_stored_bytes(&bytes)
                 .map(Some)
                 .map_err(|e| self.fault(format!("corrupt value at {}: {e}", String::from_utf8_lossy(key)))),
@@ -203,20 +257,38 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    pub fn put<T: Serialize + ?Sized>(&mut self, key: Vec<u8>, value: &T) {
+    pub(crate) fn fw_put<T: Serialize + ?Sized>(&mut self, key: Vec<u8>, value: &T) {
         self.state.writes_mut().put(key, encoding::to_canonical_bytes(value));
     }
 
-    pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.state.writes_mut().put(key, value);
-    }
-
-    pub fn delete(&mut self, key: Vec<u8>) {
+    pub(crate) fn fw_delete(&mut self, key: Vec<u8>) {
         self.state.writes_mut().delete(key);
     }
 
     pub fn into_writes(self) -> WriteSet {
         self.state.into_writes()
+    }
+}
+
+/// A read view of one service's keys (its read routes and session views see only these).
+pub struct ServiceState<'a> {
+    base: &'a dyn StateView,
+    prefix: &'a [u8],
+}
+
+impl<'a> ServiceState<'a> {
+    pub fn new(base: &'a dyn StateView, prefix: &'a [u8]) -> Self {
+        Self { base, prefix }
+    }
+
+    /// A stored value of the service, decoded.
+    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, AppError> {
+        match self.base.get(&[self.prefix, key].concat())? {
+            Some(bytes) => encoding::from_stored_bytes(&bytes)
+                .map(Some)
+                .map_err(|e| AppError::internal(format!("corrupt value at {}: {e}", String::from_utf8_lossy(key)))),
+            None => Ok(None),
+        }
     }
 }
 
@@ -254,6 +326,8 @@ pub enum RouteKind {
     /// Freezes the session for commit: the last op of its bundle; the session is then pending
     /// until L1 answers.
     Commit,
+    /// Ends the session without a commit: nothing more joins it and it is never bundled.
+    Abort,
     /// Records L1's answer on L2. Built by nodes only, never reachable from the HTTP API, never
     /// part of a bundle.
     CommitRecorded,
@@ -270,7 +344,8 @@ impl Route {
         }
     }
 
-    /// Part of the session bundle sent to L1 (and so numbered by `session_seq`).
+    /// Part of a session's op log (and so numbered by `session_seq`); every such op but an
+    /// abort is part of the bundle sent to L1.
     pub fn bundled(&self) -> bool {
         self.session != SessionBinding::None && self.kind != RouteKind::CommitRecorded
     }
@@ -286,25 +361,111 @@ impl Route {
     }
 }
 
-/// Writes the service's reference data from the genesis `app_state`.
-pub type GenesisHook = fn(&mut Ctx<'_>, &Value) -> Result<(), AppError>;
-/// Runs on L1 when a session bundle has been re-executed and is applied.
-pub type SessionCommittedHook = fn(&mut Ctx<'_>, &str) -> Result<(), AppError>;
+/// A replicated service: its routes, its roles, its reference data and what a commit makes
+/// final. The framework owns everything else: requests and their replication, sessions and
+/// their commit to L1 (the commit op, the bundle, recording L1's answer, resuming), the HTTP
+/// API around the routes, authentication and metrics.
+///
+/// Every method runs at every replica on replicated data: it must be deterministic (no clock,
+/// randomness, environment, network or `HashMap` iteration).
+pub trait Service: Send + Sync + 'static {
+    /// Selects the service (`--service NAME`) and titles its API.
+    fn name(&self) -> &'static str;
 
-/// A service: its routes and its two lifecycle hooks.
-pub struct Registry {
-    routes: Vec<Route>,
-    pub genesis: GenesisHook,
-    pub session_committed: SessionCommittedHook,
+    /// One line for the API's description.
+    fn description(&self) -> &'static str;
+
+    /// The roles tokens may hold (never `node`).
+    fn roles(&self) -> &'static [RoleSpec];
+
+    /// Every replicated write, most specific paths first. Exactly one route starts sessions
+    /// ([`SessionBinding::Starts`]) and one commits them ([`RouteKind::Commit`]) for every
+    /// kind of session the service has.
+    fn routes(&self) -> Vec<Route>;
+
+    /// Checks the genesis `app_state.service` (the service's reference data) and writes it.
+    fn genesis(&self, ctx: &mut Ctx<'_>, app_state: &Value) -> Result<(), AppError>;
+
+    /// What a commit makes final. On L1 it runs when the session's bundle re-executed in full
+    /// and is applied; on L2 when L1's receipt is recorded.
+    fn session_committed(&self, ctx: &mut Ctx<'_>, session_id: &str) -> Result<(), AppError>;
+
+    /// L1 refused the session's bundle (recorded on L2): release what the session holds.
+    fn session_rejected(&self, ctx: &mut Ctx<'_>, session_id: &str) -> Result<(), AppError>;
+
+    /// The service's view of a session for `GET /v1/sessions/{id}` and listings, and the step
+    /// it expects next; `None` if the service has no such session.
+    fn session_view(&self, state: &ServiceState<'_>, session_id: &str) -> Result<Option<SessionView>, AppError>;
 }
 
+/// A session as the service shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionView {
+    pub data: Value,
+    pub expected_step: Option<String>,
+}
+
+/// A service with the framework's own routes added: the one table of replicated writes that
+/// the HTTP server (which simulates) and the ABCI application (which re-executes) share.
+pub struct Registry {
+    service: Box<dyn Service>,
+    routes: Vec<Route>,
+    key_prefix: Vec<u8>,
+}
+
+/// The framework's route that records L1's answer for a session on L2.
+pub const COMMIT_RECORDED_PATH: &str = "/v1/sessions/{id}/commit_recorded";
+
 impl Registry {
-    pub fn new(routes: Vec<Route>, genesis: GenesisHook, session_committed: SessionCommittedHook) -> Self {
-        Self { routes, genesis, session_committed }
+    pub fn new(service: impl Service) -> Self {
+        let mut routes = service.routes();
+        routes.insert(
+            0,
+            Route {
+                op: "session.commit_recorded",
+                method: "POST",
+                pattern: PathPattern::new(COMMIT_RECORDED_PATH),
+                // Executed by the framework itself (`app::commit_record`), never through here.
+                handler: |_, _| Err(AppError::internal("commit_recorded is executed by the framework")),
+                session: SessionBinding::InPath,
+                kind: RouteKind::CommitRecorded,
+            },
+        );
+        let key_prefix = keys::service_prefix(service.name());
+        Self { service: Box::new(service), routes, key_prefix }
+    }
+
+    pub fn service(&self) -> &dyn Service {
+        self.service.as_ref()
+    }
+
+    /// The prefix of every key of the service.
+    pub fn key_prefix(&self) -> &[u8] {
+        &self.key_prefix
+    }
+
+    /// A context in which service code runs.
+    pub fn service_ctx<'a>(&'a self, base: &'a dyn StateView, env: ExecEnv) -> Ctx<'a> {
+        Ctx::for_service(base, env, &self.key_prefix)
+    }
+
+    /// The service's keys, read-only.
+    pub fn service_state<'a>(&'a self, base: &'a dyn StateView) -> ServiceState<'a> {
+        ServiceState::new(base, &self.key_prefix)
     }
 
     pub fn routes(&self) -> &[Route] {
         &self.routes
+    }
+
+    /// The service's role `name`, if it has one.
+    pub fn role(&self, name: &str) -> Option<&RoleSpec> {
+        self.service.roles().iter().find(|role| role.name == name)
+    }
+
+    /// Whether `actor` reads sessions it does not own.
+    pub fn reads_all_sessions(&self, actor: &Actor) -> bool {
+        self.role(actor.role.as_str()).is_some_and(|role| role.reads_all_sessions)
     }
 
     /// Finds the route for a method and concrete path; literal-only matches win over parameters
@@ -345,7 +506,7 @@ mod tests {
             path: "/x".into(),
             params: BTreeMap::new(),
             body,
-            actor: Actor { id: "a".into(), role: Role::Operator },
+            actor: Actor { id: "a".into(), role: Role::new("operator") },
             request_id: "r".into(),
             time_ms: 0,
             session_id: None,

@@ -1,4 +1,5 @@
-//! Every key of replicated state. Keys are part of consensus (they are hashed into the app hash):
+//! Every key of the framework's replicated state (a service's keys are its own, under
+//! [`service_prefix`]). Keys are part of consensus (they are hashed into the app hash):
 //! changing one is a breaking change, which `keys_never_change` below makes visible.
 //!
 //! Ids embedded in keys are checked by `registry::ids` to never contain `/`.
@@ -21,9 +22,34 @@ pub fn committer(public_key_hex: &str) -> Vec<u8> {
 
 // Framework: sessions and their op log.
 
-/// What a session's op log holds so far (`app::session::SessionLog`).
-pub fn session_op_count(session_id: &str) -> Vec<u8> {
-    key(&["oplog", session_id, "count"])
+/// The framework's record of a session (`app::session::SessionLog`): owner, phase, op log.
+pub fn session(session_id: &str) -> Vec<u8> {
+    key(&["session", session_id])
+}
+
+/// The prefix of every [`session`] record.
+pub fn session_prefix() -> Vec<u8> {
+    b"session/".to_vec()
+}
+
+/// Index of sessions by owner (value empty): lists "my sessions" without a full scan.
+pub fn session_by_owner(owner_id: &str, session_id: &str) -> Vec<u8> {
+    key(&["session_by_owner", owner_id, session_id])
+}
+
+/// The prefix of [`session_by_owner`] for one owner.
+pub fn session_by_owner_prefix(owner_id: &str) -> Vec<u8> {
+    let mut prefix = key(&["session_by_owner", owner_id]);
+    prefix.push(b'/');
+    prefix
+}
+
+/// Where a service's keys live: every key a service reads or writes is under it, so services
+/// never collide with each other or with the framework.
+pub fn service_prefix(service_name: &str) -> Vec<u8> {
+    let mut prefix = key(&["svc", service_name]);
+    prefix.push(b'/');
+    prefix
 }
 
 /// The `index`-th signed op of a session (zero-padded so key order is op order).
@@ -50,45 +76,6 @@ pub fn ledger_session(session_id: &str) -> Vec<u8> {
     key(&["ledger", "session", session_id])
 }
 
-// Supply-chain service.
-
-pub fn supplier(supplier_id: &str) -> Vec<u8> {
-    key(&["ref", "supplier", supplier_id])
-}
-
-pub fn operator(operator_id: &str) -> Vec<u8> {
-    key(&["ref", "operator", operator_id])
-}
-
-pub fn courier(courier_id: &str) -> Vec<u8> {
-    key(&["ref", "courier", courier_id])
-}
-
-pub fn session(session_id: &str) -> Vec<u8> {
-    key(&["session", session_id])
-}
-
-/// Index of sessions by owner (value empty): lists "my sessions" without a full scan.
-pub fn session_by_owner(owner_id: &str, session_id: &str) -> Vec<u8> {
-    key(&["session_by_owner", owner_id, session_id])
-}
-
-/// The prefix of [`session_by_owner`] for one owner.
-pub fn session_by_owner_prefix(owner_id: &str) -> Vec<u8> {
-    let mut prefix = key(&["session_by_owner", owner_id]);
-    prefix.push(b'/');
-    prefix
-}
-
-/// The prefix of every [`session`] record.
-pub fn session_prefix() -> Vec<u8> {
-    b"session/".to_vec()
-}
-
-pub fn package(package_id: &str) -> Vec<u8> {
-    key(&["package", package_id])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,39 +86,31 @@ mod tests {
         let all = [
             node("l2-0"),
             committer("ab12"),
-            session_op_count("s1"),
+            session("s1"),
+            session_prefix(),
+            session_by_owner("op-1", "s1"),
+            session_by_owner_prefix("op-1"),
+            service_prefix("supply-chain"),
             session_op("s1", 7),
             applied_request("r1"),
             pending_commit("s1"),
             pending_commit_prefix(),
             ledger_session("s1"),
-            supplier("sup-1"),
-            operator("op-1"),
-            courier("c-1"),
-            session("s1"),
-            session_by_owner("op-1", "s1"),
-            session_by_owner_prefix("op-1"),
-            session_prefix(),
-            package("p-1"),
         ];
         let text: Vec<String> = all.iter().map(|k| String::from_utf8(k.clone()).unwrap()).collect();
         insta::assert_snapshot!(text.join("\n"), @r"
         ref/node/l2-0
         ref/committer/ab12
-        oplog/s1/count
+        session/s1
+        session/
+        session_by_owner/op-1/s1
+        session_by_owner/op-1/
+        svc/supply-chain/
         oplog/s1/op/0000000007
         applied/r1
         pending_commit/s1
         pending_commit/
         ledger/session/s1
-        ref/supplier/sup-1
-        ref/operator/op-1
-        ref/courier/c-1
-        session/s1
-        session_by_owner/op-1/s1
-        session_by_owner/op-1/
-        session/
-        package/p-1
         ");
     }
 

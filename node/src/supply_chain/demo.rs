@@ -14,6 +14,7 @@ use crate::{
     auth::{TokenEntry, TokenFile},
     crypto::{SignatureHex, SigningKey},
     registry::{Actor, Role},
+    supply_chain::roles,
 };
 
 pub const SUPPLIERS: [(&str, &str); 2] = [("sup-1", "Acme Components"), ("sup-2", "Borealis Parts")];
@@ -86,15 +87,16 @@ pub fn app_state(node_ids: &[&str], l2_chain_id: Option<&str>) -> Value {
 /// Demo bearer tokens: `demo-<actor id>` for every demo actor, plus an admin and an auditor.
 pub fn tokens() -> Vec<(String, Actor)> {
     let mut out = Vec::new();
-    let mut add = |id: &str, role| out.push((format!("demo-{id}"), Actor { id: id.into(), role }));
+    let mut add =
+        |id: &str, role: &str| out.push((format!("demo-{id}"), Actor { id: id.into(), role: Role::new(role) }));
     for (id, _) in SUPPLIERS {
-        add(id, Role::Supplier);
+        add(id, roles::SUPPLIER);
     }
     for (id, _) in OPERATORS {
-        add(id, Role::Operator);
+        add(id, roles::OPERATOR);
     }
-    add("admin", Role::Admin);
-    add("auditor", Role::Auditor);
+    add("admin", roles::ADMIN);
+    add("auditor", roles::AUDITOR);
     out
 }
 

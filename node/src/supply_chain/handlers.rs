@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::{keys, roles};
 use super::{
     manifest,
     model::{
@@ -11,10 +12,8 @@ use super::{
     },
 };
 use crate::{
-    app::CommitRecord,
     crypto::CryptoError,
-    registry::{ids, AppError, Ctx, Request, Response, Role},
-    store::keys,
+    registry::{ids, AppError, Ctx, Request, Response},
 };
 
 const MAX_ITEMS: usize = 100;
@@ -24,14 +23,14 @@ const MAX_TEXT: usize = 200;
 pub(super) fn start(ctx: &mut Ctx<'_>, req: &Request) -> Result<Response, AppError> {
     let body: StartSession = req.parse_body()?;
     let (role, directory) = match body.kind {
-        SessionKind::Supplier => (Role::Supplier, keys::supplier(&req.actor.id)),
-        SessionKind::Warehouse => (Role::Operator, keys::operator(&req.actor.id)),
+        SessionKind::Supplier => (roles::SUPPLIER, keys::supplier(&req.actor.id)),
+        SessionKind::Warehouse => (roles::OPERATOR, keys::operator(&req.actor.id)),
     };
-    if req.actor.role != role {
-        return Err(AppError::forbidden(format!("a {:?} session needs the '{}' role", body.kind, role.as_str())));
+    if !req.actor.role.is(role) {
+        return Err(AppError::forbidden(format!("a {:?} session needs the '{role}' role", body.kind)));
     }
     if ctx.get_raw(&directory)?.is_none() {
-        return Err(AppError::forbidden(format!("'{}' is not a registered {}", req.actor.id, role.as_str())));
+        return Err(AppError::forbidden(format!("'{}' is not a registered {role}", req.actor.id)));
     }
     let session_id = req.session_id.clone().ok_or_else(|| AppError::internal("start without a session id"))?;
     if ctx.get_raw(&keys::session(&session_id))?.is_some() {
@@ -48,10 +47,7 @@ pub(super) fn start(ctx: &mut Ctx<'_>, req: &Request) -> Result<Response, AppErr
         label: None,
         started_at_ms: req.time_ms,
         updated_at_ms: req.time_ms,
-        receipt: None,
-        rejection: None,
     };
-    ctx.put(keys::session_by_owner(&req.actor.id, &session_id), &json!({}));
     let response = session_summary(&session);
     ctx.put(keys::session(&session_id), &session);
     Ok(Response::created(response))
@@ -240,38 +236,24 @@ pub(super) fn abort(ctx: &mut Ctx<'_>, req: &Request) -> Result<Response, AppErr
     Ok(Response::ok(response))
 }
 
-/// Internal op: a node records L1's answer for a session it (or another node) committed.
-pub(super) fn commit_recorded(ctx: &mut Ctx<'_>, req: &Request) -> Result<Response, AppError> {
-    let session_id = req.param("id")?;
-    let mut session: SessionRecord =
-        ctx.get(&keys::session(session_id))?.ok_or_else(|| AppError::not_found("session", session_id))?;
-    let body: CommitRecord = req.parse_body()?;
-    if session.status != SessionStatus::Committing {
-        return Err(AppError::conflict("session_not_committing", "the session is not waiting for L1")
-            .with("status", session.status.as_str()));
-    }
-    if body.committed {
-        let receipt = body.receipt.ok_or_else(|| AppError::bad_request("receipt", "a commit needs its receipt"))?;
-        session.receipt = Some(receipt);
-        finalize_committed(ctx, &mut session)?;
-    } else {
-        release(ctx, &session)?;
-        session.status = SessionStatus::Rejected;
-        session.receipt = body.receipt;
-        session.rejection = Some(body.reason.unwrap_or_else(|| "rejected by L1".into()));
-    }
-    touch(&mut session, req);
-    let response = session_summary(&session);
-    ctx.put(keys::session(&session.session_id), &session);
-    Ok(Response::ok(response))
-}
-
-/// L1 hook: the session's bundle was re-executed in full and is being applied.
+/// The session's bundle was re-executed in full on L1 and is being applied there; or L1's
+/// receipt is being recorded on L2.
 pub(super) fn session_committed(ctx: &mut Ctx<'_>, session_id: &str) -> Result<(), AppError> {
     let mut session: SessionRecord = ctx
         .get(&keys::session(session_id))?
         .ok_or_else(|| AppError::internal("committed bundle without its session"))?;
     finalize_committed(ctx, &mut session)?;
+    ctx.put(keys::session(session_id), &session);
+    Ok(())
+}
+
+/// L1 refused the session's bundle (recorded on L2): release what it holds.
+pub(super) fn session_rejected(ctx: &mut Ctx<'_>, session_id: &str) -> Result<(), AppError> {
+    let mut session: SessionRecord = ctx
+        .get(&keys::session(session_id))?
+        .ok_or_else(|| AppError::internal("a rejected session without its record"))?;
+    release(ctx, &session)?;
+    session.status = SessionStatus::Rejected;
     ctx.put(keys::session(session_id), &session);
     Ok(())
 }

@@ -3,16 +3,35 @@
 
 pub mod demo;
 mod handlers;
+pub mod keys;
 pub mod manifest;
 pub mod model;
 
 use serde_json::Value;
 
-use self::model::ReferenceData;
-use crate::{
-    registry::{ids, AppError, Ctx, PathPattern, Registry, Route, RouteKind, SessionBinding},
-    store::keys,
+use self::model::{ReferenceData, SessionRecord};
+use crate::registry::{
+    ids, AppError, Ctx, PathPattern, Registry, RoleSpec, Route, RouteKind, Service, ServiceState, SessionBinding,
+    SessionView,
 };
+
+/// The service's name: `--service supply-chain`, and the prefix of its keys.
+pub const NAME: &str = "supply-chain";
+
+/// The roles tokens may hold.
+pub mod roles {
+    pub const SUPPLIER: &str = "supplier";
+    pub const OPERATOR: &str = "operator";
+    pub const ADMIN: &str = "admin";
+    pub const AUDITOR: &str = "auditor";
+}
+
+const ROLES: &[RoleSpec] = &[
+    RoleSpec { name: roles::SUPPLIER, reads_all_sessions: false },
+    RoleSpec { name: roles::OPERATOR, reads_all_sessions: false },
+    RoleSpec { name: roles::ADMIN, reads_all_sessions: true },
+    RoleSpec { name: roles::AUDITOR, reads_all_sessions: true },
+];
 
 /// Session routes, shared by the registry and the HTTP router.
 pub mod paths {
@@ -24,60 +43,88 @@ pub mod paths {
     pub const LABEL: &str = "/v1/sessions/{id}/label";
     pub const COMMIT: &str = "/v1/sessions/{id}/commit";
     pub const ABORT: &str = "/v1/sessions/{id}/abort";
-    pub const COMMIT_RECORDED: &str = "/v1/sessions/{id}/commit_recorded";
 }
+
+/// The supply-chain service.
+pub struct SupplyChain;
 
 /// The service's registry: every replicated write it accepts.
 pub fn registry() -> Registry {
-    let route = |op, pattern, handler, session, kind| Route {
-        op,
-        method: "POST",
-        pattern: PathPattern::new(pattern),
-        handler,
-        session,
-        kind,
-    };
-    use RouteKind::{Commit, CommitRecorded, Step};
-    use SessionBinding::{InPath, Starts};
-    let routes = vec![
-        route("session.start", paths::SESSIONS, handlers::start as _, Starts, Step),
-        route("supplier.register_package", paths::REGISTER_PACKAGE, handlers::register_package as _, InPath, Step),
-        route("warehouse.scan", paths::SCAN, handlers::scan as _, InPath, Step),
-        route("warehouse.validate", paths::VALIDATE, handlers::validate as _, InPath, Step),
-        route("warehouse.qc", paths::QC, handlers::quality_check as _, InPath, Step),
-        route("warehouse.label", paths::LABEL, handlers::label as _, InPath, Step),
-        route("session.commit", paths::COMMIT, handlers::commit as _, InPath, Commit),
-        route("session.abort", paths::ABORT, handlers::abort as _, InPath, Step),
-        route(
-            "session.commit_recorded",
-            paths::COMMIT_RECORDED,
-            handlers::commit_recorded as _,
-            InPath,
-            CommitRecorded,
-        ),
-    ];
-    Registry::new(routes, genesis, handlers::session_committed)
+    Registry::new(SupplyChain)
 }
 
-/// Writes the reference data of the genesis `app_state.service`.
-fn genesis(ctx: &mut Ctx<'_>, service: &Value) -> Result<(), AppError> {
-    let data: ReferenceData = if service.is_null() {
-        ReferenceData::default()
-    } else {
-        serde_json::from_value(service.clone())
-            .map_err(|e| AppError::bad_request("service", format!("invalid reference data: {e}")))?
-    };
-    for supplier in &data.suppliers {
-        ids::check("suppliers[].id", &supplier.id)?;
-        ctx.put(keys::supplier(&supplier.id), supplier);
+impl Service for SupplyChain {
+    fn name(&self) -> &'static str {
+        NAME
     }
-    for operator in &data.operators {
-        ids::check("operators[].id", &operator.id)?;
-        ctx.put(keys::operator(&operator.id), operator);
+
+    fn description(&self) -> &'static str {
+        "the supply-chain service: suppliers register signed packages; warehouse operators scan, validate, inspect and label them"
     }
-    for courier in &data.couriers {
-        ids::check("couriers[].id", &courier.id)?;
-        ctx.put(keys::courier(&courier.id), courier);
+
+    fn roles(&self) -> &'static [RoleSpec] {
+        ROLES
     }
-    Ok(())
+
+    fn routes(&self) -> Vec<Route> {
+        let route = |op, pattern, handler, session, kind| Route {
+            op,
+            method: "POST",
+            pattern: PathPattern::new(pattern),
+            handler,
+            session,
+            kind,
+        };
+        use RouteKind::{Abort, Commit, Step};
+        use SessionBinding::{InPath, Starts};
+        vec![
+            route("session.start", paths::SESSIONS, handlers::start as _, Starts, Step),
+            route("supplier.register_package", paths::REGISTER_PACKAGE, handlers::register_package as _, InPath, Step),
+            route("warehouse.scan", paths::SCAN, handlers::scan as _, InPath, Step),
+            route("warehouse.validate", paths::VALIDATE, handlers::validate as _, InPath, Step),
+            route("warehouse.qc", paths::QC, handlers::quality_check as _, InPath, Step),
+            route("warehouse.label", paths::LABEL, handlers::label as _, InPath, Step),
+            route("session.commit", paths::COMMIT, handlers::commit as _, InPath, Commit),
+            route("session.abort", paths::ABORT, handlers::abort as _, InPath, Abort),
+        ]
+    }
+
+    /// Writes the reference data of the genesis `app_state.service`.
+    fn genesis(&self, ctx: &mut Ctx<'_>, service: &Value) -> Result<(), AppError> {
+        let data: ReferenceData = if service.is_null() {
+            ReferenceData::default()
+        } else {
+            serde_json::from_value(service.clone())
+                .map_err(|e| AppError::bad_request("service", format!("invalid reference data: {e}")))?
+        };
+        for supplier in &data.suppliers {
+            ids::check("suppliers[].id", &supplier.id)?;
+            ctx.put(keys::supplier(&supplier.id), supplier);
+        }
+        for operator in &data.operators {
+            ids::check("operators[].id", &operator.id)?;
+            ctx.put(keys::operator(&operator.id), operator);
+        }
+        for courier in &data.couriers {
+            ids::check("couriers[].id", &courier.id)?;
+            ctx.put(keys::courier(&courier.id), courier);
+        }
+        Ok(())
+    }
+
+    fn session_committed(&self, ctx: &mut Ctx<'_>, session_id: &str) -> Result<(), AppError> {
+        handlers::session_committed(ctx, session_id)
+    }
+
+    fn session_rejected(&self, ctx: &mut Ctx<'_>, session_id: &str) -> Result<(), AppError> {
+        handlers::session_rejected(ctx, session_id)
+    }
+
+    fn session_view(&self, state: &ServiceState<'_>, session_id: &str) -> Result<Option<SessionView>, AppError> {
+        let session: Option<SessionRecord> = state.get(&keys::session(session_id))?;
+        Ok(session.map(|session| SessionView {
+            expected_step: Some(session.expected_step().to_owned()),
+            data: serde_json::to_value(&session).unwrap_or(Value::Null),
+        }))
+    }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{app::Receipt, crypto::PublicKey, crypto::SignatureHex};
+use crate::crypto::{PublicKey, SignatureHex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -74,10 +74,6 @@ pub struct SessionRecord {
     pub label: Option<LabelRecord>,
     pub started_at_ms: u64,
     pub updated_at_ms: u64,
-    /// The L1 receipt, once L1 has answered.
-    pub receipt: Option<Receipt>,
-    /// Why L1 rejected the session, when it did.
-    pub rejection: Option<String>,
 }
 
 impl SessionRecord {
