@@ -205,7 +205,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Openapi => {
-            println!("{}", serde_json::to_string_pretty(&http::openapi())?);
+            println!("{}", serde_json::to_string_pretty(&http::openapi(&bftws_node::supply_chain::registry()))?);
             Ok(())
         }
         Command::Init { ordinal, manifest, genesis, keys_dir, data_dir } => {

@@ -719,6 +719,8 @@ mod hostile_service {
                 handler,
                 session,
                 kind,
+                summary: "",
+                request: None,
             };
             vec![
                 route("h.start", "/v1/sessions", start as _, SessionBinding::Starts, RouteKind::Step),

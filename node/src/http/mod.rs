@@ -7,7 +7,6 @@ mod extract;
 mod health;
 mod l1;
 mod metrics;
-mod packages;
 mod sessions;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -34,6 +33,7 @@ use crate::{
     auth::Authenticator,
     l2::Committer,
     origin::{Origin, WriteMeta},
+    registry::Registry,
 };
 
 /// Largest request body accepted; larger ones get 413 before any handler runs.
@@ -76,11 +76,7 @@ pub struct WriteReply {
 }
 
 #[derive(OpenApi)]
-#[openapi(
-    info(title = "bftws", description = "Byzantine-fault-tolerant web services: the supply-chain service"),
-    modifiers(&BearerAuth),
-    components(schemas(ErrorBody))
-)]
+#[openapi(modifiers(&BearerAuth), components(schemas(ErrorBody, WriteReply)))]
 struct ApiDoc;
 
 struct BearerAuth;
@@ -95,23 +91,25 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The router and its OpenAPI document.
-fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(sessions::router())
-        .merge(packages::router())
-        .merge(l1::router())
-        .split_for_parts()
+/// The router and its OpenAPI document: the framework's routes and the service's.
+fn routes(registry: &Registry) -> (Router<ApiState>, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) =
+        OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(sessions::router()).merge(l1::router()).split_for_parts();
+    let service = registry.service();
+    openapi.info.title = format!("bftws: {}", service.name());
+    openapi.info.description = Some(format!("Byzantine-fault-tolerant web services: {}", service.description()));
+    sessions::document_service_routes(registry, &mut openapi);
+    (router.merge(sessions::service_router(registry)), openapi)
 }
 
-/// The OpenAPI document of the API.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().1
+/// The OpenAPI document of a service's API.
+pub fn openapi(registry: &Registry) -> utoipa::openapi::OpenApi {
+    routes(registry).1
 }
 
 /// The whole application, ready to serve (tests call it without a socket).
 pub fn app(state: ApiState) -> Router {
-    let (api, openapi) = routes();
+    let (api, openapi) = routes(state.origin().registry());
     let openapi = Arc::new(openapi);
     api.merge(health::router())
         .route("/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))

@@ -5,35 +5,134 @@ use std::time::Instant;
 use axum::{
     extract::{Path, State},
     http::{StatusCode, Uri},
-    response::IntoResponse,
-    Json,
+    routing::{get, post},
+    Json, Router,
 };
 use serde_json::{json, Value};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     extract::{Authenticated, IdempotencyKey, JsonObject},
-    ApiError, ApiState, ErrorBody, WriteReply,
+    ApiError, ApiState, ErrorBody,
 };
 use crate::{
     app::session::SessionLog,
     l2::CommitOutcome,
-    registry::{ids, Actor},
+    registry::{ids, Actor, Registry, RouteKind},
     store::keys,
-    supply_chain::model::{Empty, Label, QualityCheck, RegisterPackage, Scan, StartSession, Validate},
 };
 
+/// The framework's session reads (documented by their annotations).
 pub(super) fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new()
-        .routes(routes!(start_session, list_sessions))
-        .routes(routes!(get_session))
-        .routes(routes!(register_package))
-        .routes(routes!(scan))
-        .routes(routes!(validate))
-        .routes(routes!(qc))
-        .routes(routes!(label))
-        .routes(routes!(commit))
-        .routes(routes!(abort))
+    OpenApiRouter::new().routes(routes!(list_sessions)).routes(routes!(get_session))
+}
+
+/// Every write route of the service, all answered by [`write_route`], and every read route, by
+/// [`read_route`]: dispatched through the registry, so a service adds routes without touching
+/// the HTTP layer.
+pub(super) fn service_router(registry: &Registry) -> Router<ApiState> {
+    let mut router = Router::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for route in registry.routes().iter().filter(|route| !route.internal()) {
+        if seen.insert(route.pattern.as_str()) {
+            router = router.route(route.pattern.as_str(), post(write_route));
+        }
+    }
+    for route in registry.service().read_routes() {
+        router = router.route(route.pattern.as_str(), get(read_route));
+    }
+    router
+}
+
+/// Adds the service's routes to the API document, from their metadata and request types.
+pub(super) fn document_service_routes(registry: &Registry, openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn},
+        request_body::RequestBodyBuilder,
+        security::SecurityRequirement,
+        ContentBuilder, Ref, Required, ResponseBuilder,
+    };
+    let mut components = Vec::new();
+    let json =
+        |schema: Option<utoipa::openapi::RefOr<utoipa::openapi::Schema>>| ContentBuilder::new().schema(schema).build();
+    let reply = |description: &str, schema: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", json(Some(Ref::from_schema_name(schema).into())))
+            .build()
+    };
+    let path_params = |pattern: &str| {
+        pattern
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| {
+                ParameterBuilder::new().name(name).parameter_in(ParameterIn::Path).required(Required::True).build()
+            })
+            .collect::<Vec<_>>()
+    };
+    let tag = registry.service().name();
+    for route in registry.routes().iter().filter(|route| !route.internal()) {
+        let mut operation = OperationBuilder::new()
+            .summary(Some(route.summary))
+            .operation_id(Some(route.op))
+            .tag(tag)
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+            .parameter(
+                ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some("retries with the same key get the first answer; the write applies once"))
+                    .build(),
+            );
+        for param in path_params(route.pattern.as_str()) {
+            operation = operation.parameter(param);
+        }
+        if let Some(request) = route.request {
+            let schema = request(&mut components);
+            operation = operation.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("application/json", json(Some(schema)))
+                    .build(),
+            ));
+        }
+        let ok = if route.starts_session() { "201" } else { "200" };
+        operation = operation
+            .response(ok, reply("the handler's answer and where it became final", "WriteReply"))
+            .response("4XX", reply("refused: the error envelope", "ErrorBody"))
+            .response("503", reply("not final in time, or the node is not ready (Retry-After)", "ErrorBody"));
+        if route.kind == RouteKind::Commit {
+            operation = operation
+                .response("202", reply("L1 did not answer yet; the node keeps trying: poll the session", "WriteReply"));
+        }
+        openapi.paths.add_path_operation(route.pattern.as_str(), vec![HttpMethod::Post], operation.build());
+    }
+    for route in registry.service().read_routes() {
+        let mut operation = OperationBuilder::new()
+            .summary(Some(route.summary))
+            .operation_id(Some(route.op))
+            .tag(tag)
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+        for param in path_params(route.pattern.as_str()) {
+            operation = operation.parameter(param);
+        }
+        let data = route.response.map(|response| response(&mut components));
+        operation = operation
+            .response(
+                "200",
+                ResponseBuilder::new()
+                    .description("`{data, meta: {height}}`")
+                    .content("application/json", json(data))
+                    .build(),
+            )
+            .response("4XX", reply("refused: the error envelope", "ErrorBody"));
+        openapi.paths.add_path_operation(route.pattern.as_str(), vec![HttpMethod::Get], operation.build());
+    }
+    let schemas = &mut openapi.components.get_or_insert_with(Default::default).schemas;
+    for (name, schema) in components {
+        schemas.insert(name, schema);
+    }
 }
 
 /// Runs a write through the origin and answers `{data, meta}` with the handler's status.
@@ -49,125 +148,51 @@ async fn write(
     Ok((status, Json(json!({"data": outcome.response.body, "meta": outcome.meta}))))
 }
 
-/// Start a session (`supplier` or `warehouse`); the caller becomes its owner.
-#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = StartSession,
-    params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
-    responses((status = 201, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn start_session(
+/// Any write route of the service; a commit route also takes the session to L1.
+async fn write_route(
     State(state): State<ApiState>,
     Authenticated(actor): Authenticated,
     IdempotencyKey(key): IdempotencyKey,
     uri: Uri,
     JsonObject(body): JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
-    write(&state, &actor, &uri, body, key.as_deref()).await
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let is_commit =
+        state.origin().registry().resolve("POST", uri.path()).is_some_and(|(r, _)| r.kind == RouteKind::Commit);
+    if is_commit {
+        commit(state, actor, key, uri, body).await
+    } else {
+        write(&state, &actor, &uri, body, key.as_deref()).await
+    }
 }
 
-/// Register a signed package (supplier sessions).
-#[utoipa::path(post, path = "/v1/sessions/{id}/register_package", tag = "supplier", request_body = RegisterPackage,
-    params(("id" = String, Path, description = "session id"), ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
-    responses((status = 201, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn register_package(
+/// Any read route of the service: `{data, meta: {height}}` from committed state.
+async fn read_route(
     State(state): State<ApiState>,
     Authenticated(actor): Authenticated,
-    IdempotencyKey(key): IdempotencyKey,
     uri: Uri,
-    JsonObject(body): JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
-    write(&state, &actor, &uri, body, key.as_deref()).await
-}
-
-/// Scan a committed package and claim it for this session (warehouse sessions).
-#[utoipa::path(post, path = "/v1/sessions/{id}/scan", tag = "warehouse", request_body = Scan,
-    params(("id" = String, Path, description = "session id"), ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
-    responses((status = 200, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn scan(
-    State(state): State<ApiState>,
-    Authenticated(actor): Authenticated,
-    IdempotencyKey(key): IdempotencyKey,
-    uri: Uri,
-    JsonObject(body): JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
-    write(&state, &actor, &uri, body, key.as_deref()).await
-}
-
-/// Verify the supplier's signature presented with the package.
-#[utoipa::path(post, path = "/v1/sessions/{id}/validate", tag = "warehouse", request_body = Validate,
-    params(("id" = String, Path, description = "session id"), ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
-    responses((status = 200, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn validate(
-    State(state): State<ApiState>,
-    Authenticated(actor): Authenticated,
-    IdempotencyKey(key): IdempotencyKey,
-    uri: Uri,
-    JsonObject(body): JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
-    write(&state, &actor, &uri, body, key.as_deref()).await
-}
-
-/// Record the quality check; a failed check leaves only `abort`.
-#[utoipa::path(post, path = "/v1/sessions/{id}/qc", tag = "warehouse", request_body = QualityCheck,
-    params(("id" = String, Path, description = "session id"), ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
-    responses((status = 200, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn qc(
-    State(state): State<ApiState>,
-    Authenticated(actor): Authenticated,
-    IdempotencyKey(key): IdempotencyKey,
-    uri: Uri,
-    JsonObject(body): JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
-    write(&state, &actor, &uri, body, key.as_deref()).await
-}
-
-/// Label the package for a courier (requires a passed quality check).
-#[utoipa::path(post, path = "/v1/sessions/{id}/label", tag = "warehouse", request_body = Label,
-    params(("id" = String, Path, description = "session id"), ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
-    responses((status = 200, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn label(
-    State(state): State<ApiState>,
-    Authenticated(actor): Authenticated,
-    IdempotencyKey(key): IdempotencyKey,
-    uri: Uri,
-    JsonObject(body): JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
-    write(&state, &actor, &uri, body, key.as_deref()).await
-}
-
-/// Abort an open session, releasing what it holds.
-#[utoipa::path(post, path = "/v1/sessions/{id}/abort", tag = "sessions", request_body = Empty,
-    params(("id" = String, Path, description = "session id"), ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
-    responses((status = 200, body = WriteReply), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
-async fn abort(
-    State(state): State<ApiState>,
-    Authenticated(actor): Authenticated,
-    IdempotencyKey(key): IdempotencyKey,
-    uri: Uri,
-    JsonObject(body): JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
-    write(&state, &actor, &uri, body, key.as_deref()).await
+) -> Result<Json<Value>, ApiError> {
+    let registry = state.origin().registry();
+    let (route, params) = registry
+        .service()
+        .read_routes()
+        .into_iter()
+        .find_map(|route| route.pattern.matches(uri.path()).map(|params| (route, params)))
+        .ok_or_else(|| ApiError::new(404, "not_found", format!("no route for {}", uri.path())))?;
+    let snapshot = state.origin().chain().snapshot()?;
+    let data = (route.handler)(&registry.service_state(&snapshot), &actor, &params)?;
+    let height = snapshot.last_block()?.height;
+    Ok(Json(json!({"data": data, "meta": {"height": height}})))
 }
 
 /// Commit the session to L1: 200 with the receipt once L1 has it; 202 while L1 does not answer
 /// (the node keeps retrying; poll the session); 422 when L1 rejects it.
-#[utoipa::path(post, path = "/v1/sessions/{id}/commit", tag = "sessions", request_body = Empty,
-    params(("id" = String, Path, description = "session id"), ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer; the write applies once")),
-    responses((status = 200, body = WriteReply), (status = 202, body = WriteReply),
-        (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
 async fn commit(
-    State(state): State<ApiState>,
-    Authenticated(actor): Authenticated,
-    IdempotencyKey(key): IdempotencyKey,
+    state: ApiState,
+    actor: Actor,
+    key: Option<String>,
     uri: Uri,
-    JsonObject(body): JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
+    body: Value,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let started = Instant::now();
     let outcome = state.origin().write_idempotent(&actor, "POST", uri.path(), body, key.as_deref()).await?;
     let session_id = outcome.session_id.clone().unwrap_or_default();

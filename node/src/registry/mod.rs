@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::openapi::{RefOr, Schema};
 
 pub use self::{error::AppError, path::PathPattern};
 use crate::{
@@ -306,6 +307,17 @@ pub enum SessionBinding {
     InPath,
 }
 
+/// A schema of the API document: writes the schemas it refers to into `components` and
+/// returns its own (a reference when it is a named type).
+pub type SchemaFn = fn(&mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema>;
+
+/// The [`SchemaFn`] of a type.
+pub fn schema_of<T: utoipa::ToSchema>(components: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> {
+    T::schemas(components);
+    components.push((T::name().into_owned(), T::schema()));
+    utoipa::openapi::Ref::from_schema_name(T::name()).into()
+}
+
 /// One replicated write endpoint.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -316,7 +328,25 @@ pub struct Route {
     pub handler: Handler,
     pub session: SessionBinding,
     pub kind: RouteKind,
+    /// What the API document says the route does.
+    pub summary: &'static str,
+    /// The request body's schema.
+    pub request: Option<SchemaFn>,
 }
+
+/// A read endpoint of a service (`GET`), answered from the node's committed state.
+#[derive(Debug, Clone)]
+pub struct ReadRoute {
+    pub op: &'static str,
+    pub pattern: PathPattern,
+    pub handler: ReadHandler,
+    pub summary: &'static str,
+    /// The schema of the answer's `data`.
+    pub response: Option<SchemaFn>,
+}
+
+/// A read handler: the service's state, the authenticated actor and the path parameters.
+pub type ReadHandler = fn(&ServiceState<'_>, &Actor, &BTreeMap<String, String>) -> Result<Value, AppError>;
 
 /// The part a route plays in a session's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,6 +423,11 @@ pub trait Service: Send + Sync + 'static {
     /// L1 refused the session's bundle (recorded on L2): release what the session holds.
     fn session_rejected(&self, ctx: &mut Ctx<'_>, session_id: &str) -> Result<(), AppError>;
 
+    /// Its read endpoints (`GET`), beside the framework's session reads.
+    fn read_routes(&self) -> Vec<ReadRoute> {
+        Vec::new()
+    }
+
     /// The service's view of a session for `GET /v1/sessions/{id}` and listings, and the step
     /// it expects next; `None` if the service has no such session.
     fn session_view(&self, state: &ServiceState<'_>, session_id: &str) -> Result<Option<SessionView>, AppError>;
@@ -429,6 +464,8 @@ impl Registry {
                 handler: |_, _| Err(AppError::internal("commit_recorded is executed by the framework")),
                 session: SessionBinding::InPath,
                 kind: RouteKind::CommitRecorded,
+                summary: "records L1's answer (nodes only)",
+                request: None,
             },
         );
         let key_prefix = keys::service_prefix(service.name());

@@ -1,6 +1,8 @@
 //! The replicated handlers of the supply-chain service. Pure functions of (state, request):
 //! ids come from `request_id`, time from `time_ms`.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 
 use super::{keys, roles};
@@ -13,7 +15,7 @@ use super::{
 };
 use crate::{
     crypto::CryptoError,
-    registry::{ids, AppError, Ctx, Request, Response},
+    registry::{ids, Actor, AppError, Ctx, Request, Response, ServiceState},
 };
 
 const MAX_ITEMS: usize = 100;
@@ -381,4 +383,24 @@ fn signature_error(err: CryptoError, over: &str) -> AppError {
         ),
         other => AppError::bad_request("signature", other.to_string()),
     }
+}
+
+/// `GET /v1/packages/{id}`: the manifest signature only for its supplier, admins and auditors.
+pub(super) fn read_package(
+    state: &ServiceState<'_>,
+    actor: &Actor,
+    params: &BTreeMap<String, String>,
+) -> Result<serde_json::Value, AppError> {
+    let id = params.get("id").map(String::as_str).unwrap_or_default();
+    ids::check("id", id)?;
+    let package: PackageRecord = state.get(&keys::package(id))?.ok_or_else(|| AppError::not_found("package", id))?;
+    let sees_signature = [roles::ADMIN, roles::AUDITOR].iter().any(|role| actor.role.is(role))
+        || (actor.role.is(roles::SUPPLIER) && actor.id == package.supplier_id);
+    let mut data = serde_json::to_value(&package).map_err(|e| AppError::internal(e.to_string()))?;
+    if !sees_signature {
+        if let Some(fields) = data.as_object_mut() {
+            fields.remove("signature");
+        }
+    }
+    Ok(data)
 }

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use self::model::{ReferenceData, SessionRecord};
 use crate::registry::{
-    ids, AppError, Ctx, PathPattern, Registry, RoleSpec, Route, RouteKind, Service, ServiceState, SessionBinding,
-    SessionView,
+    ids, schema_of, AppError, Ctx, PathPattern, ReadRoute, Registry, RoleSpec, Route, RouteKind, Service, ServiceState,
+    SessionBinding, SessionView,
 };
 
 /// The service's name: `--service supply-chain`, and the prefix of its keys.
@@ -67,26 +67,94 @@ impl Service for SupplyChain {
     }
 
     fn routes(&self) -> Vec<Route> {
-        let route = |op, pattern, handler, session, kind| Route {
+        let route = |op, pattern, handler, (session, kind), summary, request| Route {
             op,
             method: "POST",
             pattern: PathPattern::new(pattern),
             handler,
             session,
             kind,
+            summary,
+            request: Some(request),
         };
         use RouteKind::{Abort, Commit, Step};
         use SessionBinding::{InPath, Starts};
         vec![
-            route("session.start", paths::SESSIONS, handlers::start as _, Starts, Step),
-            route("supplier.register_package", paths::REGISTER_PACKAGE, handlers::register_package as _, InPath, Step),
-            route("warehouse.scan", paths::SCAN, handlers::scan as _, InPath, Step),
-            route("warehouse.validate", paths::VALIDATE, handlers::validate as _, InPath, Step),
-            route("warehouse.qc", paths::QC, handlers::quality_check as _, InPath, Step),
-            route("warehouse.label", paths::LABEL, handlers::label as _, InPath, Step),
-            route("session.commit", paths::COMMIT, handlers::commit as _, InPath, Commit),
-            route("session.abort", paths::ABORT, handlers::abort as _, InPath, Abort),
+            route(
+                "session.start",
+                paths::SESSIONS,
+                handlers::start as _,
+                (Starts, Step),
+                "Start a session (`supplier` or `warehouse`); the caller becomes its owner",
+                schema_of::<model::StartSession>,
+            ),
+            route(
+                "supplier.register_package",
+                paths::REGISTER_PACKAGE,
+                handlers::register_package as _,
+                (InPath, Step),
+                "Register a signed package (supplier sessions)",
+                schema_of::<model::RegisterPackage>,
+            ),
+            route(
+                "warehouse.scan",
+                paths::SCAN,
+                handlers::scan as _,
+                (InPath, Step),
+                "Scan a committed package and claim it for this session (warehouse sessions)",
+                schema_of::<model::Scan>,
+            ),
+            route(
+                "warehouse.validate",
+                paths::VALIDATE,
+                handlers::validate as _,
+                (InPath, Step),
+                "Verify the supplier's signature presented with the package",
+                schema_of::<model::Validate>,
+            ),
+            route(
+                "warehouse.qc",
+                paths::QC,
+                handlers::quality_check as _,
+                (InPath, Step),
+                "Record the quality check; a failed check leaves only `abort`",
+                schema_of::<model::QualityCheck>,
+            ),
+            route(
+                "warehouse.label",
+                paths::LABEL,
+                handlers::label as _,
+                (InPath, Step),
+                "Label the package for a courier (requires a passed quality check)",
+                schema_of::<model::Label>,
+            ),
+            route(
+                "session.commit",
+                paths::COMMIT,
+                handlers::commit as _,
+                (InPath, Commit),
+                "Commit the session to L1: 200 with the receipt once L1 has it; 202 while L1 does not answer (the node keeps trying; poll the session); 422 when L1 rejects it",
+                schema_of::<model::Empty>,
+            ),
+            route(
+                "session.abort",
+                paths::ABORT,
+                handlers::abort as _,
+                (InPath, Abort),
+                "Abort an open session, releasing what it holds",
+                schema_of::<model::Empty>,
+            ),
         ]
+    }
+
+    fn read_routes(&self) -> Vec<ReadRoute> {
+        vec![ReadRoute {
+            op: "package.read",
+            pattern: PathPattern::new("/v1/packages/{id}"),
+            handler: handlers::read_package,
+            summary: "Read a package. The supplier's manifest `signature` is shown only to the package's supplier, admins and auditors: a warehouse operator must present the signature the physical package carries at `validate`",
+            response: Some(schema_of::<model::PackageRecord>),
+        }]
     }
 
     /// Writes the reference data of the genesis `app_state.service`.
