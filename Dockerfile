@@ -43,9 +43,11 @@ ARG RELEASE_DEBUG=false
 ENV CARGO_PROFILE_RELEASE_DEBUG=${RELEASE_DEBUG}
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY framework framework
 COPY home home
 COPY node node
 COPY operator operator
+COPY services services
 
 FROM rust-source AS node-build
 RUN cargo build --release --locked -p bftws-node \

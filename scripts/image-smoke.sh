@@ -32,7 +32,7 @@ L1_NODES=(l1-0 l1-1 l1-2 l1-3)
 L2_NODES=(l2-0)
 NODES=("${L1_NODES[@]}" "${L2_NODES[@]}")
 READY_TIMEOUT=${BFTWS_SMOKE_READY_TIMEOUT:-180}
-# A read-only DEMO token (the auditor's, node/src/supply_chain/demo.rs).
+# A read-only DEMO token (the auditor's, services/supply-chain/src/demo.rs).
 READ_TOKEN=demo-auditor
 # The node to kill: first in the L2 node's list of L1 APIs, so its commits must fail over.
 VICTIM=l1-0

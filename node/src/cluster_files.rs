@@ -22,10 +22,9 @@ use bftws_home::{
     GenesisSpec, GenesisValidator, HomeError, NodeKeys, Timing,
 };
 
-use crate::{
-    devnet::{L1_CHAIN_ID, L2_CHAIN_ID},
-    supply_chain::demo,
-};
+use crate::devnet::{L1_CHAIN_ID, L2_CHAIN_ID};
+
+use bftws_supply_chain::demo;
 
 const GENESIS_TIME: &str = "2026-01-01T00:00:00Z";
 /// Equal voting power: quorum is a count, as with the operator.
@@ -134,11 +133,8 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ClusterFilesError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        config::NodeConfig,
-        pod_init::{self, InitPaths},
-        registry::Layer,
-    };
+    use crate::pod_init::{self, InitPaths};
+    use bftws_framework::{config::NodeConfig, registry::Layer};
 
     fn init(root: &Path, layer: ClusterLayer, ordinal: u32) -> NodeConfig {
         let mounts = root.join("mounts").join(layer.as_str());

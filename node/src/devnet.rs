@@ -16,12 +16,13 @@ use std::{
 
 use bftws_home::{local_network, write_home, LocalNetworkSpec, NodeKeys, NodePorts, Timing};
 
-use crate::{
+use bftws_framework::{
     config::{L2Settings, NodeConfig},
     http_client::JsonClient,
     registry::Layer,
-    supply_chain::demo,
 };
+
+use bftws_supply_chain::demo;
 
 pub const L1_CHAIN_ID: &str = "bftws-devnet-l1";
 pub const L2_CHAIN_ID: &str = "bftws-devnet-l2";
@@ -200,6 +201,7 @@ impl Devnet {
                 let api = api_port(base, home.index)?;
                 let fault = spec.fault.as_ref().filter(|(n, _)| *n == node_name).map(|(_, mode)| mode.clone());
                 let config = NodeConfig {
+                    service: crate::services::DEFAULT.to_owned(),
                     node_id: node_name.clone(),
                     layer,
                     chain_id: chain_id.into(),

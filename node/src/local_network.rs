@@ -5,7 +5,7 @@
 
 use std::{path::Path, sync::Arc, time::Duration};
 
-use crate::{
+use bftws_framework::{
     app::App,
     auth::Authenticator,
     chain::Chain,
@@ -16,8 +16,9 @@ use crate::{
     registry::Layer,
     registry::Service,
     store::Store,
-    supply_chain::{self, demo},
 };
+
+use bftws_supply_chain::{self, demo};
 
 pub const L1_CHAIN_ID: &str = "bftws-local-l1";
 pub const L2_CHAIN_ID: &str = "bftws-local-l2";
@@ -43,7 +44,7 @@ impl LocalNetwork {
         l1_chain_id: &str,
         l2_chain_id: &str,
     ) -> Result<Self, LocalChainError> {
-        let registry = Arc::new(supply_chain::registry());
+        let registry = Arc::new(bftws_supply_chain::registry());
         let open = |name: &str| match dir {
             Some(dir) => Store::open(&dir.join(name)),
             None => Store::in_memory(),
@@ -65,7 +66,7 @@ impl LocalNetwork {
             registry,
             l2.clone() as Arc<dyn Chain>,
             Duration::from_secs(5),
-            Arc::new(crate::metrics::Metrics::new()),
+            Arc::new(bftws_framework::metrics::Metrics::new()),
         ));
         let committer = Arc::new(Committer::new(
             origin.clone(),
@@ -73,8 +74,8 @@ impl LocalNetwork {
             demo::commit_key(),
             Duration::from_secs(5),
         ));
-        let auth =
-            Authenticator::new(&demo::token_file(), supply_chain::SupplyChain.roles()).expect("demo tokens are valid");
+        let auth = Authenticator::new(&demo::token_file(), bftws_supply_chain::SupplyChain.roles())
+            .expect("demo tokens are valid");
         let api = ApiState::new(origin.clone(), Some(committer.clone()), auth);
         Ok(Self { l1, l2, origin, committer, api })
     }

@@ -4,21 +4,19 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use std::time::Duration;
 
+use bftws_framework::{config::NodeConfig, http, node_process, registry::Layer};
 use bftws_node::{
     bench::{
         run_concurrent, run_sequential, write_report, BenchEnv, ConcurrentOptions, NetworkSize, SequentialMode,
         SequentialOptions,
     },
     cluster_files::ClusterShape,
-    config::NodeConfig,
     devnet::{Devnet, DevnetSpec},
-    http,
     local_network::LocalNetwork,
-    node_process,
-    registry::Layer,
-    supply_chain::demo,
+    services,
     workflow::{SessionRun, WorkflowClient},
 };
+use bftws_supply_chain::demo;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -205,7 +203,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Openapi => {
-            println!("{}", serde_json::to_string_pretty(&http::openapi(&bftws_node::supply_chain::registry()))?);
+            println!("{}", serde_json::to_string_pretty(&http::openapi(&bftws_supply_chain::registry()))?);
             Ok(())
         }
         Command::Init { ordinal, manifest, genesis, keys_dir, data_dir } => {
@@ -216,7 +214,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Run { config } => {
             let config = NodeConfig::load(&config)?;
-            node_process::run(config, shutdown_signal()).await.map_err(|e| e as Box<dyn std::error::Error>)
+            let registry = services::registry(&config.service)?;
+            node_process::run(config, registry, shutdown_signal()).await.map_err(|e| e as Box<dyn std::error::Error>)
         }
         Command::Devnet {
             l1,

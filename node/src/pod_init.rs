@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use bftws_home::cluster::{self, ClusterLayer, LayerManifest, PodKeyFiles};
 
-use crate::{
+use bftws_framework::{
     config::{L2Settings, NodeConfig},
     registry::Layer,
 };
@@ -80,6 +80,7 @@ pub fn run(paths: &InitPaths, ordinal: u32) -> Result<PathBuf, InitError> {
     write_secret(&origin_key, origin_key_hex.trim().as_bytes())?;
     let settings = &pod.node;
     let config = NodeConfig {
+        service: crate::services::DEFAULT.to_owned(),
         node_id: settings.origin_id.clone(),
         layer: match settings.layer {
             ClusterLayer::L1 => Layer::L1,
@@ -194,7 +195,7 @@ mod tests {
         assert_eq!(config.node_id, "l2-1");
         assert_eq!(config.layer, Layer::L2);
         assert_eq!(config.l2.as_ref().unwrap().l1_api, vec!["http://demo-ws-l1-api.shop.svc:8080".to_owned()]);
-        crate::config::read_key(&config.node_key_file).unwrap();
+        bftws_framework::config::read_key(&config.node_key_file).unwrap();
         let toml = std::fs::read_to_string(paths.data_dir.join("cometbft/config/config.toml")).unwrap();
         assert!(toml.contains(&keys(0).node.node_id()), "peers name ordinal 0");
         assert!(!toml.contains(&format!("{}@", keys(1).node.node_id())), "a node does not peer with itself");

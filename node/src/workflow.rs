@@ -6,10 +6,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::{
-    http_client::{HttpClientError, JsonClient},
-    supply_chain::{demo, model::Item},
-};
+use bftws_framework::http_client::{HttpClientError, JsonClient};
+
+use bftws_supply_chain::{demo, model::Item};
 
 /// The items of every package the workflow registers (the warehouse side re-signs the same
 /// manifest as the supplier presented it).

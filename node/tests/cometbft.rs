@@ -4,6 +4,12 @@
 use std::{path::PathBuf, time::Duration};
 
 use bftws_node::{
+    devnet::{Devnet, DevnetSpec, L1_CHAIN_ID, L2_CHAIN_ID},
+    local_network::LocalNetwork,
+    workflow::WorkflowClient,
+};
+
+use bftws_framework::{
     app::{
         self,
         tx::{Bundle, SignedBundle, SignedOp},
@@ -11,13 +17,11 @@ use bftws_node::{
     chain::Chain,
     cometbft::CometRpc,
     crypto::SigningKey,
-    devnet::{Devnet, DevnetSpec, L1_CHAIN_ID, L2_CHAIN_ID},
     http_client::JsonClient,
-    local_network::LocalNetwork,
     registry::{Actor, Layer, Role},
-    supply_chain::demo,
-    workflow::WorkflowClient,
 };
+
+use bftws_supply_chain::demo;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
@@ -139,7 +143,7 @@ async fn supplier_bundle(package_id: &str) -> (String, Vec<SignedOp>) {
     let supplier = Actor { id: "sup-1".into(), role: Role::new("supplier") };
     let started = local.origin.write(&supplier, "POST", "/v1/sessions", json!({"kind": "supplier"})).await.unwrap();
     let session = started.session_id.unwrap();
-    let items = vec![bftws_node::supply_chain::model::Item { sku: "SKU-1".into(), qty: 3 }];
+    let items = vec![bftws_supply_chain::model::Item { sku: "SKU-1".into(), qty: 3 }];
     let signature = demo::sign_manifest("sup-1", package_id, &items);
     let body = json!({"package_id": package_id, "items": items, "signature": signature});
     local.origin.write(&supplier, "POST", &format!("/v1/sessions/{session}/register_package"), body).await.unwrap();

@@ -66,7 +66,7 @@ async fn missing_unknown_or_wrongly_typed_fields_name_the_field() {
 async fn oversized_bodies_are_413_before_any_handler_runs() {
     let net = Net::new();
     let huge =
-        format!("{{\"kind\": \"warehouse\", \"pad\": \"{}\"}}", "x".repeat(bftws_node::http::MAX_BODY_BYTES + 1));
+        format!("{{\"kind\": \"warehouse\", \"pad\": \"{}\"}}", "x".repeat(bftws_framework::http::MAX_BODY_BYTES + 1));
     let reply = net.raw(post_raw("/v1/sessions", Some("application/json"), huge)).await;
     assert_eq!(reply.status, 413, "{}", reply.body);
     assert_eq!(reply.error_code(), "payload_too_large");
@@ -124,7 +124,8 @@ async fn metrics_count_writes_and_requests_by_route_template() {
     let session = net.start("demo-op-1", "warehouse").await;
     net.post("demo-op-1", &step(&session, "scan"), json!({"package_id": "NOPE"})).await.expect(404);
     let request = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
-    let response = tower::ServiceExt::oneshot(bftws_node::http::app(net.network.api.clone()), request).await.unwrap();
+    let response =
+        tower::ServiceExt::oneshot(bftws_framework::http::app(net.network.api.clone()), request).await.unwrap();
     assert_eq!(response.status(), 200);
     let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
     let text = String::from_utf8(bytes.to_vec()).unwrap();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use bftws_node::{app, chain::Chain};
+use bftws_framework::{app, chain::Chain};
 use common::{manifest_signature, register_body, step, Net};
 use serde_json::json;
 
@@ -186,8 +186,8 @@ async fn a_tampered_manifest_a_wrong_key_or_a_malformed_signature_is_refused() {
     let signed_by_other_supplier = json!({
         "package_id": "PKG-1",
         "items": common::items(),
-        "signature": bftws_node::supply_chain::manifest::sign(
-            &bftws_node::supply_chain::demo::supplier_key("sup-2"), "PKG-1", "sup-1", &common::items()),
+        "signature": bftws_supply_chain::manifest::sign(
+            &bftws_supply_chain::demo::supplier_key("sup-2"), "PKG-1", "sup-1", &common::items()),
     });
     let reply = net.post("demo-sup-1", &path, signed_by_other_supplier).await.expect(422);
     assert_eq!(reply.error_code(), "invalid_signature");

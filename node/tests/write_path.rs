@@ -68,7 +68,7 @@ async fn every_response_carries_a_request_id_echoing_the_clients() {
 }
 
 fn axum_app(net: &Net) -> axum::Router {
-    bftws_node::http::app(net.network.api.clone())
+    bftws_framework::http::app(net.network.api.clone())
 }
 
 #[tokio::test]
@@ -105,7 +105,7 @@ async fn only_the_supplier_admins_and_auditors_read_a_manifest_signature() {
 async fn a_node_that_is_not_ready_answers_503_with_retry_after() {
     use std::{sync::Arc, time::Duration};
 
-    use bftws_node::{
+    use bftws_framework::{
         abci::AbciStatus,
         auth::Authenticator,
         cometbft::{CometChain, CometRpc, Waiters},
@@ -114,8 +114,9 @@ async fn a_node_that_is_not_ready_answers_503_with_retry_after() {
         registry::Layer,
         registry::Service,
         store::Store,
-        supply_chain::{self, demo, SupplyChain},
     };
+
+    use bftws_supply_chain::{self as supply_chain, demo, SupplyChain};
     let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let chain = Arc::new(CometChain::new(
         "l2",
@@ -133,12 +134,12 @@ async fn a_node_that_is_not_ready_answers_503_with_retry_after() {
         Duration::from_secs(1),
         Arc::new(Metrics::new()),
     ));
-    let api = bftws_node::http::ApiState::new(
+    let api = bftws_framework::http::ApiState::new(
         origin,
         None,
         Authenticator::new(&demo::token_file(), SupplyChain.roles()).unwrap(),
     );
-    let app = bftws_node::http::app(api);
+    let app = bftws_framework::http::app(api);
     for (path, request) in [
         ("post", post_with("/v1/sessions", &[], r#"{"kind":"warehouse"}"#)),
         ("readyz", Request::builder().uri("/readyz").body(Body::empty()).unwrap()),

@@ -10,10 +10,8 @@ use std::{
 };
 
 use super::{io_error, stats::Summary, BenchEnv, BenchError, CpuSample, NetworkSize};
-use crate::{
-    registry::Layer,
-    workflow::{WorkflowClient, WorkflowError},
-};
+use crate::workflow::{WorkflowClient, WorkflowError};
+use bftws_framework::registry::Layer;
 
 #[derive(Debug, Clone)]
 pub struct ConcurrentOptions {

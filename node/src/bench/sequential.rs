@@ -6,10 +6,8 @@
 use std::{io::Write, path::PathBuf, time::Duration};
 
 use super::{io_error, BenchEnv, BenchError, CpuSample, NetworkSize};
-use crate::{
-    registry::Layer,
-    workflow::{StepTiming, WorkflowClient},
-};
+use crate::workflow::{StepTiming, WorkflowClient};
+use bftws_framework::registry::Layer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SequentialMode {

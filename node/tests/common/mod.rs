@@ -3,11 +3,9 @@
 #![allow(dead_code)]
 
 use axum::{body::Body, http::Request};
-use bftws_node::{
-    http,
-    local_network::LocalNetwork,
-    supply_chain::{demo, model::Item},
-};
+use bftws_framework::http;
+use bftws_node::local_network::LocalNetwork;
+use bftws_supply_chain::{demo, model::Item};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;

@@ -32,7 +32,7 @@ mod tests {
     /// A diff here breaks consensus with every existing chain: review it as such.
     #[test]
     fn keys_never_change() {
-        let prefix = crate::store::keys::service_prefix(super::super::NAME);
+        let prefix = bftws_framework::store::keys::service_prefix(crate::NAME);
         let all = [supplier("sup-1"), operator("op-1"), courier("c-1"), session("s1"), package("p-1")];
         let text: Vec<String> =
             all.iter().map(|k| String::from_utf8([prefix.as_slice(), k].concat()).unwrap()).collect();

@@ -10,7 +10,7 @@ pub mod model;
 use serde_json::Value;
 
 use self::model::{ReferenceData, SessionRecord};
-use crate::registry::{
+use bftws_framework::registry::{
     ids, schema_of, AppError, Ctx, PathPattern, ReadRoute, Registry, RoleSpec, Route, RouteKind, Service, ServiceState,
     SessionBinding, SessionView,
 };

@@ -6,8 +6,8 @@
 
 use serde::Serialize;
 
-use super::model::Item;
-use crate::{
+use crate::model::Item;
+use bftws_framework::{
     crypto::{CryptoError, PublicKey, SignatureHex, SigningKey},
     encoding,
 };

@@ -10,6 +10,9 @@ use crate::registry::Layer;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
+    /// The service this node runs (one the node binary links).
+    #[serde(default = "default_service")]
+    pub service: String,
     /// This node's origin id (listed in genesis `app_state.nodes`).
     pub node_id: String,
     pub layer: Layer,
@@ -46,6 +49,10 @@ pub struct L2Settings {
     /// How long one commit attempt waits for L1 before the client gets 202.
     #[serde(default = "default_commit_timeout_ms")]
     pub commit_timeout_ms: u64,
+}
+
+fn default_service() -> String {
+    "supply-chain".to_owned()
 }
 
 fn default_write_timeout_ms() -> u64 {

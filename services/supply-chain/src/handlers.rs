@@ -5,15 +5,15 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::{keys, roles};
-use super::{
+use crate::{keys, roles};
+use crate::{
     manifest,
     model::{
         Empty, Item, Label, LabelRecord, PackageRecord, PackageStatus, Party, QcRecord, QualityCheck, RegisterPackage,
         Scan, SessionKind, SessionRecord, SessionStatus, StartSession, Supplier, Validate,
     },
 };
-use crate::{
+use bftws_framework::{
     crypto::CryptoError,
     registry::{ids, Actor, AppError, Ctx, Request, Response, ServiceState},
 };

@@ -14,9 +14,8 @@ use crate::{
     l2::{Committer, HttpL1Client},
     metrics::Metrics,
     origin::Origin,
-    registry::Layer,
+    registry::{Layer, Registry},
     store::Store,
-    supply_chain,
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -25,11 +24,16 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const DURABLE_EVERY_BLOCKS: u64 = 100;
 
 /// Runs the node until `shutdown` resolves.
-pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), BoxError> {
+/// Runs the node for `registry`'s service until `shutdown` resolves.
+pub async fn run(
+    config: NodeConfig,
+    registry: Registry,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BoxError> {
     std::fs::create_dir_all(&config.data_dir)?;
     // CometBFT replays the blocks a crash took from the store, so it need not fsync every block.
     let store = Arc::new(Store::open(&config.data_dir.join("state.redb"))?.defer_durability(DURABLE_EVERY_BLOCKS));
-    let registry = Arc::new(supply_chain::registry());
+    let registry = Arc::new(registry);
     let key = read_key(&config.node_key_file)?;
     let auth = Authenticator::from_file(&config.tokens_file, registry.service().roles())?;
     let waiters = Arc::new(Waiters::default());

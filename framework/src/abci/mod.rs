@@ -7,8 +7,6 @@
 //! CometBFT sent them.
 
 mod consensus;
-#[cfg(test)]
-pub(crate) mod fuzz;
 mod mempool;
 mod query;
 mod recheck;
@@ -121,7 +119,8 @@ impl AbciCore {
         self
     }
 
-    fn handle(&mut self, request: Request) -> Response {
+    /// Answers one ABCI request (the server calls this for every request, in order).
+    pub fn handle(&mut self, request: Request) -> Response {
         match request {
             Request::Echo(echo) => Response::Echo(tendermint::abci::response::Echo { message: echo.message }),
             Request::Flush => Response::Flush,

@@ -1,6 +1,6 @@
-//! A bounded, seeded fuzz run of everything a transaction's bytes reach on a real [`AbciCore`]:
+//! A bounded, seeded fuzz run of everything a transaction's bytes reach on a real `AbciCore`:
 //! decoding, CheckTx, ProcessProposal, FinalizeBlock and Commit, on both layers, starting from
-//! the committed corpus (`node/fuzz/corpus/`, the honest transactions of a fixed workflow).
+//! the committed corpus (`fuzz/corpus/`, the honest transactions of a fixed workflow).
 //!
 //! Mutants are byte-level (flips, insertions, deletions, splices between corpus entries) and
 //! structure-aware (a JSON value changed, removed or added, then re-signed with the demo keys so
@@ -8,18 +8,12 @@
 //! mutant must leave the node running, be refused with a code when it does not apply, and
 //! change no state when refused. Stable Rust, no fuzzing engine: a seed makes a run repeatable.
 
-use std::{path::PathBuf, sync::Arc};
+mod fuzz_corpus;
 
-use bytes::Bytes;
-use serde_json::Value;
-use tendermint::{
-    abci::types::CommitInfo,
-    block::{Height, Round},
-    v0_38::abci::request::{self, CheckTxKind},
-};
+use std::sync::Arc;
 
-use super::{AbciCore, AbciStatus};
-use crate::{
+use bftws_framework::{
+    abci::{AbciCore, AbciStatus},
     app::{
         tx::{Bundle, SignedBundle, SignedOp, Tx},
         App, TxCode,
@@ -28,7 +22,17 @@ use crate::{
     metrics::Metrics,
     registry::Layer,
     store::{BlockCommit, Store},
-    supply_chain::{self, demo},
+};
+use bftws_supply_chain::{self as supply_chain, demo};
+use bytes::Bytes;
+use serde_json::Value;
+use tendermint::{
+    abci::types::CommitInfo,
+    block::{Height, Round},
+    v0_38::abci::{
+        request::{self, CheckTxKind},
+        Request, Response,
+    },
 };
 
 /// The chains of the corpus's fixed workflow.
@@ -37,42 +41,38 @@ const L2_CHAIN: &str = "test-l2";
 /// Mutants per layer in `make test`.
 const ITERATIONS: usize = 10_000;
 
-/// The corpus directory: `l1/` and `l2/` hold `NNN.tx` files in the order they apply.
-pub(crate) fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus")
+/// A node's consensus side and its store.
+struct Node {
+    core: AbciCore,
+    store: Arc<Store>,
 }
 
-pub(crate) fn read_corpus(layer: Layer) -> Vec<Vec<u8>> {
-    let dir = corpus_dir().join(layer.as_str());
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tx"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "empty corpus in {}", dir.display());
-    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
-}
-
-fn core(layer: Layer, chain_id: &str) -> AbciCore {
+fn node(layer: Layer, chain_id: &str) -> Node {
     let registry = Arc::new(supply_chain::registry());
     let app = App::new(registry, layer, chain_id);
     let l2 = (layer == Layer::L1).then_some(L2_CHAIN);
     let (writes, app_hash) = app.genesis(&demo::app_state(&["l1-0", "l2-0"], l2)).unwrap();
     let store = Arc::new(Store::in_memory().unwrap());
     store.commit_block(&BlockCommit { height: 0, app_hash: &app_hash, writes: &[writes] }).unwrap();
-    AbciCore::new(app, store, Arc::new(Waiters::default()), Arc::new(AbciStatus::default()), Arc::new(Metrics::new()))
+    let core = AbciCore::new(
+        app,
+        store.clone(),
+        Arc::new(Waiters::default()),
+        Arc::new(AbciStatus::default()),
+        Arc::new(Metrics::new()),
+    );
+    Node { core, store }
 }
 
 /// Drives one block through ProcessProposal, FinalizeBlock and Commit; returns the results'
 /// codes and whether the proposal was accepted.
-fn run_block(core: &mut AbciCore, txs: Vec<Bytes>) -> (bool, Vec<u32>) {
-    let height = core.store.last_block().unwrap().height + 1;
+fn run_block(node: &mut Node, txs: Vec<Bytes>) -> (bool, Vec<u32>) {
+    let height = node.store.last_block().unwrap().height + 1;
     let height = Height::try_from(height).unwrap();
-    let hash = tendermint::Hash::Sha256(crate::crypto::sha256(&height.value().to_be_bytes()));
+    let hash = tendermint::Hash::Sha256(bftws_framework::crypto::sha256(&height.value().to_be_bytes()));
     let time = tendermint::Time::unix_epoch();
     let proposer = tendermint::account::Id::new([7; 20]);
-    let accepted = core.process_proposal(request::ProcessProposal {
+    let accepted = node.core.handle(Request::ProcessProposal(request::ProcessProposal {
         txs: txs.clone(),
         proposed_last_commit: None,
         misbehavior: Vec::new(),
@@ -81,8 +81,8 @@ fn run_block(core: &mut AbciCore, txs: Vec<Bytes>) -> (bool, Vec<u32>) {
         time,
         next_validators_hash: tendermint::Hash::None,
         proposer_address: proposer,
-    }) == tendermint::abci::response::ProcessProposal::Accept;
-    let finalized = core.finalize_block(request::FinalizeBlock {
+    })) == Response::ProcessProposal(tendermint::abci::response::ProcessProposal::Accept);
+    let Response::FinalizeBlock(finalized) = node.core.handle(Request::FinalizeBlock(request::FinalizeBlock {
         txs,
         decided_last_commit: CommitInfo { round: Round::default(), votes: Vec::new() },
         misbehavior: Vec::new(),
@@ -91,8 +91,10 @@ fn run_block(core: &mut AbciCore, txs: Vec<Bytes>) -> (bool, Vec<u32>) {
         time,
         next_validators_hash: tendermint::Hash::None,
         proposer_address: proposer,
-    });
-    core.commit();
+    })) else {
+        panic!("FinalizeBlock answered something else")
+    };
+    node.core.handle(Request::Commit);
     (accepted, finalized.tx_results.iter().map(|r| r.code.value()).collect())
 }
 
@@ -210,7 +212,7 @@ fn structured_mutant(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
             let rebuilt = Bundle::new(&bundle.bundle.l2_chain_id, &bundle.bundle.session_id, ops);
             Tx::Bundle(SignedBundle::sign(rebuilt, &demo::commit_key())).encode()
         }
-        Err(_) => crate::encoding::value_to_canonical_bytes(&value),
+        Err(_) => bftws_framework::encoding::value_to_canonical_bytes(&value),
     }
 }
 
@@ -222,19 +224,19 @@ fn resign_op(op: SignedOp) -> SignedOp {
 /// Every replicated key and value, and the app hash.
 type State = (Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>);
 
-fn state(core: &AbciCore) -> State {
-    let snapshot = core.store.snapshot().unwrap();
+fn state(node: &Node) -> State {
+    let snapshot = node.store.snapshot().unwrap();
     let entries: Vec<_> = snapshot.scan_prefix(b"").unwrap().into_iter().collect();
-    (entries, core.store.last_block().unwrap().app_hash)
+    (entries, node.store.last_block().unwrap().app_hash)
 }
 
 /// Builds each layer's state from all but the last `held_back` corpus transactions, then runs
 /// `ITERATIONS` mutants of the whole corpus through CheckTx and a block.
 fn fuzz_layer(layer: Layer, chain_id: &str, held_back: usize, seed: u64) {
-    let corpus = read_corpus(layer);
-    let mut core = core(layer, chain_id);
+    let corpus = fuzz_corpus::read(layer);
+    let mut node = node(layer, chain_id);
     for tx in &corpus[..corpus.len() - held_back] {
-        let (accepted, codes) = run_block(&mut core, vec![Bytes::from(tx.clone())]);
+        let (accepted, codes) = run_block(&mut node, vec![Bytes::from(tx.clone())]);
         assert!(accepted && codes == [0], "corpus transaction refused on {layer:?}: {codes:?}");
     }
     let mut rng = Rng(seed);
@@ -248,9 +250,15 @@ fn fuzz_layer(layer: Layer, chain_id: &str, held_back: usize, seed: u64) {
         } else {
             structured_mutant(&mut rng, seed_tx)
         };
-        let before = state(&core);
-        let check = core.check_tx(request::CheckTx { tx: Bytes::from(mutant.clone()), kind: CheckTxKind::New });
-        let (accepted, codes) = run_block(&mut core, vec![Bytes::from(mutant.clone())]);
+        let before = state(&node);
+        let check = match node
+            .core
+            .handle(Request::CheckTx(request::CheckTx { tx: Bytes::from(mutant.clone()), kind: CheckTxKind::New }))
+        {
+            Response::CheckTx(check) => check,
+            _ => panic!("CheckTx answered something else"),
+        };
+        let (accepted, codes) = run_block(&mut node, vec![Bytes::from(mutant.clone())]);
         let code = codes[0];
         assert!(TxCode::from_u32(code).is_some(), "unknown result code {code}");
         if code == 0 {
@@ -259,7 +267,7 @@ fn fuzz_layer(layer: Layer, chain_id: &str, held_back: usize, seed: u64) {
         } else {
             refused += 1;
             assert!(!accepted, "ProcessProposal accepted a block holding a refused transaction (code {code})");
-            assert_eq!(state(&core), before, "a refused transaction changed state (code {code})");
+            assert_eq!(state(&node), before, "a refused transaction changed state (code {code})");
         }
         // CheckTx saw the state before the block: what it accepts, the block applies.
         if check.code.value() == 0 {

@@ -1,23 +1,28 @@
-//! The state machine driven block by block with fixed request ids and times: determinism, the
-//! golden app hash, and bundle validation on L1.
+//! The replicated state machine driven block by block with the supply-chain service, fixed
+//! request ids and times: determinism, the golden app hash, and bundle validation on L1, with
+//! property tests over mutated bundles.
 
 use std::sync::Arc;
+
+mod fuzz_corpus;
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use super::{
-    tx::{Bundle, Op, SignedBundle, SignedOp, Tx},
-    App, TxCode,
-};
-use crate::{
-    chain::{Chain, SubmitError},
+use bftws_framework::{
+    app::{
+        self as app,
+        session::SessionLog,
+        tx::{Bundle, Op, SignedBundle, SignedOp, Tx},
+        App, TxCode, TxOutcome,
+    },
+    chain::{Chain, Finalized, SubmitError},
     crypto::SigningKey,
     local_chain::LocalChain,
-    registry::{Actor, ExecEnv, ExecMode, Layer, Registry, Request, Role},
-    store::Store,
-    supply_chain::{self, demo, model::Item},
+    registry::{Actor, ExecEnv, ExecMode, Layer, Request, Role},
+    store::{keys, Snapshot, Store},
 };
+use bftws_supply_chain::{self as supply_chain, demo, model::Item};
 
 const L1_CHAIN: &str = "test-l1";
 const L2_CHAIN: &str = "test-l2";
@@ -70,7 +75,7 @@ impl Script {
         let session_id = route.session_id(&request_id, &params);
         let snapshot = self.l2.snapshot().unwrap();
         let session_seq = match (&session_id, route.bundled()) {
-            (Some(id), true) => Some(super::session::SessionLog::read(&snapshot, id).unwrap().map_or(0, |log| log.ops)),
+            (Some(id), true) => Some(SessionLog::read(&snapshot, id).unwrap().map_or(0, |log| log.ops)),
             _ => None,
         };
         let request = Request {
@@ -86,7 +91,7 @@ impl Script {
             idempotency_key: None,
         };
         let mut ctx = registry.service_ctx(&snapshot, ExecEnv { layer: Layer::L2, mode: ExecMode::Standalone });
-        let response = super::run_route(&registry, &mut ctx, route, &request).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let response = app::run_route(&registry, &mut ctx, route, &request).unwrap_or_else(|e| panic!("{path}: {e}"));
         SignedOp::sign(Op { request, response }, NODE, &demo::node_key(NODE))
     }
 
@@ -109,7 +114,7 @@ impl Script {
                 session_seq: None,
                 idempotency_key: None,
             },
-            response: crate::registry::Response { status: 200, body: json!({}) },
+            response: bftws_framework::registry::Response { status: 200, body: json!({}) },
         }
     }
 
@@ -123,11 +128,11 @@ impl Script {
     }
 
     fn bundle(&self, session_id: &str, key: &SigningKey) -> SignedBundle {
-        let ops = super::session_ops(&self.l2.snapshot().unwrap(), session_id).unwrap();
+        let ops = app::session_ops(&self.l2.snapshot().unwrap(), session_id).unwrap();
         SignedBundle::sign(Bundle::new(L2_CHAIN, session_id, ops), key)
     }
 
-    fn submit_l1(&self, bundle: SignedBundle) -> Result<crate::chain::Finalized, SubmitError> {
+    fn submit_l1(&self, bundle: SignedBundle) -> Result<Finalized, SubmitError> {
         futures_block_on(self.l1.submit(Tx::Bundle(bundle).encode()))
     }
 
@@ -137,7 +142,7 @@ impl Script {
         let bundle = self.bundle(session_id, &demo::commit_key());
         self.l1_txs.push(Tx::Bundle(bundle.clone()).encode());
         let finalized = self.submit_l1(bundle).expect("L1 commits");
-        let receipt = super::Receipt::committed(L1_CHAIN, finalized.ledger.as_ref().unwrap());
+        let receipt = app::Receipt::committed(L1_CHAIN, finalized.ledger.as_ref().unwrap());
         let node = actor(NODE, "node");
         self.write(
             &node,
@@ -214,7 +219,7 @@ fn replaying_the_ops_on_a_fresh_store_gives_byte_identical_writes_and_app_hash()
         assert_eq!(block.txs[0].code, TxCode::Ok, "{}", block.txs[0].log);
         let writes = block.writes();
         store
-            .commit_block(&crate::store::BlockCommit {
+            .commit_block(&bftws_framework::store::BlockCommit {
                 height: height as u64 + 1,
                 app_hash: &block.app_hash,
                 writes: &writes,
@@ -241,7 +246,7 @@ fn golden_app_hash_after_a_fixed_workflow() {
     );
 }
 
-fn refused(result: Result<crate::chain::Finalized, SubmitError>) -> (TxCode, String) {
+fn refused(result: Result<Finalized, SubmitError>) -> (TxCode, String) {
     match result {
         Err(SubmitError::Refused { code, log }) => (code, log),
         other => panic!("expected a refusal, got {other:?}"),
@@ -379,8 +384,8 @@ fn frozen_warehouse_session() -> (Script, String, SignedBundle) {
 }
 
 /// Every session on a chain but `except`, by id.
-fn other_sessions(snapshot: &crate::store::Snapshot, except: &str) -> Vec<String> {
-    let prefix = crate::store::keys::session_prefix();
+fn other_sessions(snapshot: &Snapshot, except: &str) -> Vec<String> {
+    let prefix = keys::session_prefix();
     snapshot
         .scan_prefix(&prefix)
         .unwrap()
@@ -391,7 +396,7 @@ fn other_sessions(snapshot: &crate::store::Snapshot, except: &str) -> Vec<String
 }
 
 /// Executes `bytes` on L1's committed state without applying it.
-fn l1_outcome(script: &Script, bytes: &[u8]) -> super::TxOutcome {
+fn l1_outcome(script: &Script, bytes: &[u8]) -> TxOutcome {
     let store = script.l1.store();
     let height = store.last_block().unwrap().height + 1;
     script.l1.app().execute_tx(&store.snapshot().unwrap(), height, bytes).unwrap()
@@ -411,10 +416,10 @@ fn bundles_that_are_not_whole_sessions_are_refused_with_the_step() {
         let supplier_session = ops[1].op.response.body["supplier"]["id"].clone();
         assert_eq!(supplier_session, "sup-1");
         // The committed supplier session of the fixed workflow.
-        let id = super::pending_commits(&snapshot).unwrap();
+        let id = app::pending_commits(&snapshot).unwrap();
         assert_eq!(id, vec![warehouse.clone()]);
         let sessions: Vec<String> = other_sessions(&snapshot, &warehouse);
-        super::session_ops(&snapshot, &sessions[0]).unwrap()
+        app::session_ops(&snapshot, &sessions[0]).unwrap()
     };
     let prefix_step = format!("step {}", last - 1);
     let cases: Vec<(&str, Vec<SignedOp>, TxCode, &str)> = vec![
@@ -643,7 +648,7 @@ proptest! {
                 let snapshot = script.l2.snapshot().unwrap();
                 let foreign = other_sessions(&snapshot, &honest.bundle.session_id)
                     .iter()
-                    .flat_map(|s| super::session_ops(&snapshot, s).unwrap())
+                    .flat_map(|s| app::session_ops(&snapshot, s).unwrap())
                     .collect();
                 (script, honest, foreign)
             };
@@ -670,143 +675,7 @@ proptest! {
     }
 }
 
-/// A service whose code fails on its input in every way it can: an error it should have
-/// answered as a 4xx, a panic in a handler, a panic in the commit hook.
-mod hostile_service {
-    use serde_json::{json, Value};
-
-    use crate::registry::{
-        AppError, Ctx, PathPattern, Request, Response, RoleSpec, Route, RouteKind, Service, ServiceState,
-        SessionBinding, SessionView,
-    };
-
-    fn start(_: &mut Ctx<'_>, req: &Request) -> Result<Response, AppError> {
-        Ok(Response::created(json!({"session_id": req.session_id})))
-    }
-
-    fn step(_: &mut Ctx<'_>, req: &Request) -> Result<Response, AppError> {
-        match req.body["fail"].as_str() {
-            Some("panic") => panic!("a bug in the service"),
-            Some("internal") => Err(AppError::internal("a bug reported as a 500")),
-            _ => Ok(Response::ok(json!({"ok": true}))),
-        }
-    }
-
-    fn commit(_: &mut Ctx<'_>, _: &Request) -> Result<Response, AppError> {
-        Ok(Response::ok(json!({"ok": true})))
-    }
-
-    pub(super) struct Hostile;
-
-    impl Service for Hostile {
-        fn name(&self) -> &'static str {
-            "hostile"
-        }
-
-        fn description(&self) -> &'static str {
-            "fails on its input in every way it can"
-        }
-
-        fn roles(&self) -> &'static [RoleSpec] {
-            &[RoleSpec { name: "operator", reads_all_sessions: false }]
-        }
-
-        fn routes(&self) -> Vec<Route> {
-            let route = |op, pattern, handler, session, kind| Route {
-                op,
-                method: "POST",
-                pattern: PathPattern::new(pattern),
-                handler,
-                session,
-                kind,
-                summary: "",
-                request: None,
-            };
-            vec![
-                route("h.start", "/v1/sessions", start as _, SessionBinding::Starts, RouteKind::Step),
-                route("h.step", "/v1/sessions/{id}/step", step as _, SessionBinding::InPath, RouteKind::Step),
-                route("h.commit", "/v1/sessions/{id}/commit", commit as _, SessionBinding::InPath, RouteKind::Commit),
-            ]
-        }
-
-        fn genesis(&self, _: &mut Ctx<'_>, _: &Value) -> Result<(), AppError> {
-            Ok(())
-        }
-
-        fn session_committed(&self, _: &mut Ctx<'_>, _: &str) -> Result<(), AppError> {
-            panic!("a bug in the commit hook")
-        }
-
-        fn session_rejected(&self, _: &mut Ctx<'_>, _: &str) -> Result<(), AppError> {
-            Ok(())
-        }
-
-        fn session_view(&self, _: &ServiceState<'_>, _: &str) -> Result<Option<SessionView>, AppError> {
-            Ok(None)
-        }
-    }
-}
-
-#[test]
-fn a_failing_or_panicking_service_is_a_refusal_never_a_stopped_node() {
-    let registry = Arc::new(Registry::new(hostile_service::Hostile));
-    let chain = |layer, chain_id: &str, l2: Option<&str>| {
-        LocalChain::new(
-            App::new(registry.clone(), layer, chain_id),
-            Store::in_memory().unwrap(),
-            &demo::app_state(&[NODE], l2),
-        )
-        .unwrap()
-    };
-    let (l2, l1) = (chain(Layer::L2, L2_CHAIN, None), chain(Layer::L1, L1_CHAIN, Some(L2_CHAIN)));
-    let user = actor("u-1", "operator");
-    let op = |path: &str, body: Value, id: &str, seq: u64| {
-        let (route, params) = registry.resolve("POST", path).unwrap();
-        let request_id = id.to_owned();
-        let session_id = route.session_id(&request_id, &params);
-        let request = Request {
-            method: "POST".into(),
-            path: path.into(),
-            params,
-            body,
-            actor: user.clone(),
-            request_id,
-            time_ms: 1,
-            session_id,
-            session_seq: Some(seq),
-            idempotency_key: None,
-        };
-        let response = crate::registry::Response { status: 200, body: json!({"ok": true}) };
-        SignedOp::sign(Op { request, response }, NODE, &demo::node_key(NODE))
-    };
-    let start = {
-        let mut start = op("/v1/sessions", json!({}), "r-0", 0);
-        start.op.response =
-            crate::registry::Response { status: 201, body: json!({"session_id": start.op.request.session_id}) };
-        SignedOp::sign(start.op, NODE, &demo::node_key(NODE))
-    };
-    futures_block_on(l2.submit(Tx::Op(start.clone()).encode())).unwrap();
-    let session = start.op.request.session_id.clone().unwrap();
-    let before = state_dump(&l2);
-    for fail in ["panic", "internal"] {
-        let bad = op(&format!("/v1/sessions/{session}/step"), json!({"fail": fail}), &format!("r-{fail}"), 1);
-        let (code, log) = refused(futures_block_on(l2.submit(Tx::Op(bad).encode())));
-        assert_eq!(code, TxCode::HandlerFailed, "{fail}: {log}");
-    }
-    assert_eq!(state_dump(&l2), before, "nothing applied");
-
-    // A whole session whose commit hook panics on L1: refused, L1 untouched, L1 still commits.
-    let commit = op(&format!("/v1/sessions/{session}/commit"), json!({}), "r-commit", 1);
-    futures_block_on(l2.submit(Tx::Op(commit.clone()).encode())).unwrap();
-    let bundle = SignedBundle::sign(Bundle::new(L2_CHAIN, &session, vec![start, commit]), &demo::commit_key());
-    let l1_before = state_dump(&l1);
-    let (code, log) = refused(futures_block_on(l1.submit(Tx::Bundle(bundle).encode())));
-    assert_eq!(code, TxCode::HandlerFailed, "{log}");
-    assert!(log.contains("session_committed panicked"), "{log}");
-    assert_eq!(state_dump(&l1), l1_before);
-}
-
-/// The fuzz corpus (`node/fuzz/corpus/`) is the fixed workflow's transactions: on L2 every op up
+/// The fuzz corpus (`services/supply-chain/fuzz/corpus/`) is the fixed workflow's transactions: on L2 every op up
 /// to the warehouse session's commit, on L1 the supplier and the warehouse bundles. Set
 /// `BFTWS_UPDATE_FUZZ_CORPUS=1` to rewrite it after a deliberate encoding change.
 #[test]
@@ -816,7 +685,7 @@ fn the_fuzz_corpus_is_the_fixed_workflow() {
     l1.push(Tx::Bundle(warehouse_bundle).encode());
     let update = std::env::var_os("BFTWS_UPDATE_FUZZ_CORPUS").is_some();
     for (layer, txs) in [(Layer::L2, &script.l2_txs), (Layer::L1, &l1)] {
-        let dir = crate::abci::fuzz::corpus_dir().join(layer.as_str());
+        let dir = fuzz_corpus::dir().join(layer.as_str());
         if update {
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
@@ -825,7 +694,7 @@ fn the_fuzz_corpus_is_the_fixed_workflow() {
             }
         }
         assert_eq!(
-            &crate::abci::fuzz::read_corpus(layer),
+            &fuzz_corpus::read(layer),
             txs,
             "{} is stale: run with BFTWS_UPDATE_FUZZ_CORPUS=1 and review the diff",
             dir.display()
