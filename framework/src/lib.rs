@@ -23,6 +23,7 @@ pub mod http;
 pub mod http_client;
 pub mod l2;
 pub mod local_chain;
+pub mod local_network;
 pub mod metrics;
 pub mod node_process;
 pub mod origin;

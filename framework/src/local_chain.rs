@@ -18,6 +18,9 @@ pub enum LocalChainError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Genesis(#[from] GenesisError),
+    /// The network's own set-up is inconsistent (tokens naming roles the service lacks).
+    #[error("invalid local network: {0}")]
+    Config(String),
 }
 
 pub struct LocalChain {

@@ -12,8 +12,7 @@ use bftws_node::{
     },
     cluster_files::ClusterShape,
     devnet::{Devnet, DevnetSpec},
-    local_network::LocalNetwork,
-    services,
+    local_network, services,
     workflow::{SessionRun, WorkflowClient},
 };
 use bftws_supply_chain::demo;
@@ -80,7 +79,10 @@ enum Command {
         /// The cometbft binary.
         #[arg(long, env = "BFTWS_COMETBFT")]
         cometbft: Option<PathBuf>,
-        /// Run one supplier and one warehouse session once the network is ready.
+        /// The service every node runs: supply-chain or escrow.
+        #[arg(long, default_value = services::DEFAULT)]
+        service: String,
+        /// Run one supplier and one warehouse session once the network is ready (supply-chain).
         #[arg(long)]
         demo: bool,
         /// Exit (stopping the network) after the demo instead of serving.
@@ -224,6 +226,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             dir,
             base_port,
             cometbft,
+            service,
             demo,
             exit_after_demo,
             cometbft_log_level,
@@ -231,6 +234,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         } => {
             if l2_validators == 0 || l2_validators > l2 {
                 return Err(format!("--l2-validators must be between 1 and --l2 ({l2})").into());
+            }
+            services::registry(&service)?;
+            if demo && service != bftws_supply_chain::NAME {
+                return Err(format!("--demo runs the supply chain's workflow; '{service}' has none").into());
             }
             let cometbft = match cometbft {
                 Some(path) => path,
@@ -242,6 +249,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             spec.l2_full_nodes = l2 - l2_validators;
             spec.base_port = base_port;
             spec.log_level = cometbft_log_level;
+            spec.service = service;
             for setting in &timing {
                 spec.set_timing(setting)?;
             }
@@ -262,7 +270,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if let Some(dir) = &data_dir {
                 std::fs::create_dir_all(dir)?;
             }
-            let network = LocalNetwork::demo(data_dir.as_deref())?;
+            let network = local_network::demo(data_dir.as_deref())?;
             let resumed = network.committer.resume_pending()?;
             let listener = tokio::net::TcpListener::bind(listen).await?;
             eprintln!("bftws dev node (in-process sequencer, no CometBFT) on http://{}", listener.local_addr()?);
@@ -281,8 +289,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 
 async fn run_devnet(spec: DevnetSpec, demo: bool, exit_after_demo: bool) -> Result<(), Box<dyn std::error::Error>> {
     let (l1, l2) = (spec.l1_validators, spec.l2_validators + spec.l2_full_nodes);
+    let spec_service = spec.service.clone();
     eprintln!(
-        "starting a devnet: {l1} L1 validators, {l2} L2 replicas ({} validators) in {}",
+        "starting a {spec_service} devnet: {l1} L1 validators, {l2} L2 replicas ({} validators) in {}",
         spec.l2_validators,
         spec.dir.display()
     );
@@ -302,8 +311,8 @@ async fn run_devnet(spec: DevnetSpec, demo: bool, exit_after_demo: bool) -> Resu
         let role = if node.is_validator { "validator" } else { "full node" };
         println!("{:<6} {:<10} {:<28} {}", node.name, role, node.api_url, node.rpc_url);
     }
-    println!("demo tokens (DEMO ONLY):");
-    for (token, actor) in demo::tokens() {
+    println!("{} demo tokens (DEMO ONLY):", spec_service);
+    for (token, actor) in services::demo(&spec_service)?.tokens {
         println!("  {token:<18} {} ({})", actor.id, actor.role.as_str());
     }
     if demo {

@@ -422,6 +422,16 @@ impl App {
         if let Err(refusal) = run_and_compare(&self.registry, &mut ctx, route, signed)? {
             return Ok(Err(refusal));
         }
+        // Direct-L1 mode: the commit op is final itself, so what a commit makes final happens
+        // now, as it does when a bundle applies.
+        if route.kind == RouteKind::Commit && env.commit_is_final() {
+            let (service, session_id) = (self.registry.service(), request.session_id.as_deref().unwrap_or_default());
+            if let Err(refusal) =
+                run_guarded(&mut ctx, "session_committed", |ctx| service.session_committed(ctx, session_id))?
+            {
+                return Ok(Err(refusal));
+            }
+        }
         if let Some(session_id) = &request.session_id {
             record_session_op(&mut ctx, route, session_id, log, signed, tx_len);
         }

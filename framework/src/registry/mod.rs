@@ -417,7 +417,8 @@ pub trait Service: Send + Sync + 'static {
     fn genesis(&self, ctx: &mut Ctx<'_>, app_state: &Value) -> Result<(), AppError>;
 
     /// What a commit makes final. On L1 it runs when the session's bundle re-executed in full
-    /// and is applied; on L2 when L1's receipt is recorded.
+    /// and is applied (or, in direct-L1 mode, when the commit op applies); on L2 when L1's
+    /// receipt is recorded.
     fn session_committed(&self, ctx: &mut Ctx<'_>, session_id: &str) -> Result<(), AppError>;
 
     /// L1 refused the session's bundle (recorded on L2): release what the session holds.

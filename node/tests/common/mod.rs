@@ -4,7 +4,7 @@
 
 use axum::{body::Body, http::Request};
 use bftws_framework::http;
-use bftws_node::local_network::LocalNetwork;
+use bftws_node::local_network::{self, LocalNetwork};
 use bftws_supply_chain::{demo, model::Item};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -39,7 +39,7 @@ impl Reply {
 
 impl Net {
     pub(crate) fn new() -> Self {
-        let network = LocalNetwork::demo(None).expect("local network");
+        let network = local_network::demo(None).expect("local network");
         let router = http::app(network.api.clone());
         Self { network, router }
     }

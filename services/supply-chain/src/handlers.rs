@@ -218,9 +218,6 @@ pub(super) fn commit(ctx: &mut Ctx<'_>, req: &Request) -> Result<Response, AppEr
     }
     session.status = SessionStatus::Committing;
     touch(&mut session, req);
-    if ctx.env().commit_is_final() {
-        finalize_committed(ctx, &mut session)?;
-    }
     let response = session_summary(&session);
     ctx.put(keys::session(&session.session_id), &session);
     Ok(Response::ok(response))
