@@ -66,6 +66,8 @@ pub struct DevnetSpec {
     pub fault: Option<(String, String)>,
     pub l1_timing: Timing,
     pub l2_timing: Timing,
+    /// The service every node runs (one of [`crate::services::NAMES`]).
+    pub service: String,
 }
 
 impl DevnetSpec {
@@ -82,6 +84,7 @@ impl DevnetSpec {
             fault: None,
             l1_timing: Timing::l1(),
             l2_timing: Timing::l2(),
+            service: crate::services::DEFAULT.to_owned(),
         }
     }
 }
@@ -153,8 +156,9 @@ impl Devnet {
         let dir = fs::canonicalize(&spec.dir).map_err(io(&spec.dir))?;
         let spec = DevnetSpec { dir, ..spec };
 
+        let service = crate::services::demo(&spec.service).map_err(DevnetError::Setup)?;
         let tokens = spec.dir.join("tokens.json");
-        write(&tokens, &serde_json::to_vec_pretty(&demo::token_file()).expect("tokens serialize"))?;
+        write(&tokens, &serde_json::to_vec_pretty(&service.token_file()).expect("tokens serialize"))?;
         let commit_key = spec.dir.join("l2-commit.key");
         write(&commit_key, demo::commit_key().seed_hex().as_bytes())?;
 
@@ -176,7 +180,7 @@ impl Devnet {
         ] {
             let chain_id = if layer == Layer::L1 { L1_CHAIN_ID } else { L2_CHAIN_ID };
             let ids: Vec<&str> = names.iter().map(String::as_str).collect();
-            let app_state = demo::app_state(&ids, (layer == Layer::L1).then_some(L2_CHAIN_ID));
+            let app_state = service.app_state(&ids, (layer == Layer::L1).then_some(L2_CHAIN_ID));
             let node_dir = |i: usize| spec.dir.join(layer.as_str()).join(format!("node{i}"));
             let keys = (0..names.len()).map(|_| NodeKeys::generate()).collect::<Result<Vec<_>, _>>()?;
             let network = LocalNetworkSpec {
@@ -201,7 +205,7 @@ impl Devnet {
                 let api = api_port(base, home.index)?;
                 let fault = spec.fault.as_ref().filter(|(n, _)| *n == node_name).map(|(_, mode)| mode.clone());
                 let config = NodeConfig {
-                    service: crate::services::DEFAULT.to_owned(),
+                    service: spec.service.clone(),
                     node_id: node_name.clone(),
                     layer,
                     chain_id: chain_id.into(),

@@ -1,11 +1,14 @@
 //! End-to-end tests on real CometBFT processes: 4 L1 validators and 1 L2 validator on loopback
 //! unless a test says otherwise. Each test starts its own devnet; they run one at a time.
 
+// Amounts in cents are written as units_cents (100_00 is 100.00).
+#![allow(clippy::inconsistent_digit_grouping)]
+
 use std::{path::PathBuf, time::Duration};
 
 use bftws_node::{
     devnet::{Devnet, DevnetSpec, L1_CHAIN_ID, L2_CHAIN_ID},
-    local_network::LocalNetwork,
+    local_network,
     workflow::WorkflowClient,
 };
 
@@ -139,7 +142,7 @@ async fn the_full_workflow_returns_receipts_found_on_l1() {
 
 /// Builds a real supplier-session bundle for the devnet's chains on an in-process network.
 async fn supplier_bundle(package_id: &str) -> (String, Vec<SignedOp>) {
-    let local = LocalNetwork::demo_with_chain_ids(None, L1_CHAIN_ID, L2_CHAIN_ID).unwrap();
+    let local = local_network::demo_with_chain_ids(None, L1_CHAIN_ID, L2_CHAIN_ID).unwrap();
     let supplier = Actor { id: "sup-1".into(), role: Role::new("supplier") };
     let started = local.origin.write(&supplier, "POST", "/v1/sessions", json!({"kind": "supplier"})).await.unwrap();
     let session = started.session_id.unwrap();
@@ -478,4 +481,68 @@ async fn a_flood_of_refused_bundles_stops_no_validator_and_honest_sessions_commi
         let (status, body) = client.get(&node.api_url, "demo-auditor", "/readyz").await;
         assert_eq!(status, 200, "{}: {body}", node.name);
     }
+}
+
+#[tokio::test]
+async fn the_escrow_service_commits_purchases_to_l1_and_l1_refuses_a_tampered_bundle() {
+    let _one = ONE_DEVNET_AT_A_TIME.lock().await;
+    let (_dir, spec) = spec("escrow", 32600);
+    let devnet = start(DevnetSpec { service: bftws_escrow::NAME.into(), ..spec }).await;
+    let l2 = api(&devnet, "l2-0");
+    let client = Client::new();
+
+    let seller = client.start_session(&l2, "demo-s-1", "seller").await;
+    let listing = json!({"listing_id": "L-E2E", "title": "a lamp", "price": 60_00});
+    let (status, body) = client.post(&l2, "demo-s-1", &format!("/v1/sessions/{seller}/list_item"), listing).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = client.post(&l2, "demo-s-1", &format!("/v1/sessions/{seller}/commit"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_on_l1(&devnet, &body["data"]["receipt"]).await;
+
+    let buyer = client.start_session(&l2, "demo-b-1", "buyer").await;
+    for (step, body) in [("reserve", json!({"listing_id": "L-E2E"})), ("pay", json!({})), ("confirm", json!({}))] {
+        let (status, reply) = client.post(&l2, "demo-b-1", &format!("/v1/sessions/{buyer}/{step}"), body).await;
+        assert_eq!(status, 200, "{step}: {reply}");
+    }
+    let (status, body) = client.post(&l2, "demo-b-1", &format!("/v1/sessions/{buyer}/commit"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_on_l1(&devnet, &body["data"]["receipt"]).await;
+    // Every L1 node holds the buyer's balance after the purchase.
+    for node in devnet.layer(Layer::L1) {
+        let (status, body) = client.get(&node.api_url, "demo-b-1", "/v1/accounts/b-1").await;
+        assert_eq!((status, body["data"]["balance"].as_u64()), (200, Some(40_00)), "{}: {body}", node.name);
+    }
+
+    // A seller session built for these chains, one answer tampered (re-signed by its origin).
+    let local = bftws_framework::local_network::LocalNetwork::new(
+        bftws_escrow::registry(),
+        bftws_framework::local_network::LocalNetworkSpec {
+            dir: None,
+            l1_chain_id: L1_CHAIN_ID,
+            l2_chain_id: L2_CHAIN_ID,
+            reference_data: serde_json::to_value(bftws_escrow::demo::reference_data()).unwrap(),
+            tokens: bftws_escrow::demo::token_file(),
+        },
+    )
+    .unwrap();
+    let seller = Actor { id: "s-1".into(), role: Role::new("seller") };
+    let started = local.origin.write(&seller, "POST", "/v1/sessions", json!({"kind": "seller"})).await.unwrap();
+    let session = started.session_id.unwrap();
+    let item = json!({"listing_id": "L-FORGED", "title": "a forgery", "price": 1});
+    local.origin.write(&seller, "POST", &format!("/v1/sessions/{session}/list_item"), item).await.unwrap();
+    local.origin.write(&seller, "POST", &format!("/v1/sessions/{session}/commit"), json!({})).await.unwrap();
+    let mut ops = app::session_ops(&local.l2.snapshot().unwrap(), &session).unwrap();
+    let mut op = ops[1].op.clone();
+    op.response.body["listing"]["price"] = json!(1_000_00);
+    ops[1] = SignedOp::sign(op, "l2-0", &demo::node_key("l2-0"));
+    let bundle = SignedBundle::sign(Bundle::new(L2_CHAIN_ID, &session, ops), &demo::commit_key());
+    let reply = JsonClient::new(Duration::from_secs(30))
+        .post(&format!("{}/v1/l1/bundles", api(&devnet, "l1-2")), None, &serde_json::to_value(bundle).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    assert_eq!(reply.body["error"]["tx_code"], "RESPONSE_MISMATCH", "{}", reply.body);
+    assert_eq!(reply.body["error"]["step"], 1, "{}", reply.body);
+    let (status, _) = client.get(&api(&devnet, "l1-0"), "demo-auditor", "/v1/listings/L-FORGED").await;
+    assert_eq!(status, 404, "nothing of the tampered bundle applied");
 }
