@@ -49,15 +49,13 @@ COPY node node
 COPY operator operator
 COPY services services
 
-FROM rust-source AS node-build
-RUN cargo build --release --locked -p bftws-node \
+# Both binaries in one build: their shared dependencies compile once, and the second image
+# reuses this stage.
+FROM rust-source AS rust-build
+RUN cargo build --release --locked -p bftws-node -p bftws-operator \
  && install -D -m 0755 "${CARGO_TARGET_DIR:-target}/release/bftws-node" /out/bftws-node \
- && /out/bftws-node --version
-
-FROM rust-source AS operator-build
-RUN cargo build --release --locked -p bftws-operator \
  && install -D -m 0755 "${CARGO_TARGET_DIR:-target}/release/bftws-operator" /out/bftws-operator \
- && /out/bftws-operator --version
+ && /out/bftws-node --version && /out/bftws-operator --version
 
 # bftws-node needs only glibc and libgcc_s, which every Debian base has: nothing is installed.
 FROM ${RUNTIME_IMAGE} AS node
@@ -69,7 +67,7 @@ RUN echo 'bftws:x:10001:10001:bftws node:/var/lib/bftws:/usr/sbin/nologin' >>/et
  && mkdir -p /var/lib/bftws /run/bftws \
  && chown 10001:10001 /var/lib/bftws /run/bftws
 COPY --from=cometbft /out/cometbft /usr/local/bin/cometbft
-COPY --from=node-build /out/bftws-node /usr/local/bin/bftws-node
+COPY --from=rust-build /out/bftws-node /usr/local/bin/bftws-node
 USER 10001:10001
 WORKDIR /var/lib/bftws
 # p2p, CometBFT metrics, the node's API.
@@ -80,7 +78,7 @@ FROM ${RUNTIME_IMAGE} AS operator
 # A distroless-style nonroot user, as the chart's podSecurityContext expects (65532).
 RUN echo 'nonroot:x:65532:65532:bftws operator:/nonexistent:/usr/sbin/nologin' >>/etc/passwd \
  && echo 'nonroot:x:65532:' >>/etc/group
-COPY --from=operator-build /out/bftws-operator /usr/local/bin/bftws-operator
+COPY --from=rust-build /out/bftws-operator /usr/local/bin/bftws-operator
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/bftws-operator"]

@@ -8,9 +8,13 @@ export BFTWS_CACHE
 NODE_IMAGE ?= localhost/bftws-node:dev
 OPERATOR_IMAGE ?= localhost/bftws-operator:dev
 
-.PHONY: run demo dev bench test e2e setup build lint fmt unit openapi crds manifests check-generated image image-smoke prometheus-check clean
+.PHONY: run demo dev bench test e2e setup build dev-build lint fmt unit openapi crds manifests check-generated image image-smoke prometheus-check clean
 
 BIN = "$${CARGO_TARGET_DIR:-target}/release/bftws-node"
+# Every dev build selects the same packages, targets and features, so dependencies compile once
+# per run (a build of one package alone unifies features differently and rebuilds them).
+DEV = --workspace --all-targets --features bftws-node/byzantine-test
+DEV_BIN = "$${CARGO_TARGET_DIR:-target}/debug"
 
 ## run: set up, start a 4-1 devnet on real CometBFT, run one supplier and one warehouse session, keep serving
 run: setup build
@@ -40,15 +44,13 @@ image-smoke: image
 	NODE_IMAGE=$(NODE_IMAGE) ./scripts/image-smoke.sh
 
 ## prometheus-check: a real Prometheus scrapes a devnet; every dashboard and alert query must use exported series
-prometheus-check:
-	$(CARGO) build -p bftws-node
+prometheus-check: dev-build
 	./scripts/prometheus-check.sh
 
 ## e2e: the operator against a real kube-apiserver built from Go modules (cached under $HOME); one
 ## of its two replicas runs from the operator image (E2E_IMAGE= runs both from the host build)
 E2E_IMAGE ?= $(OPERATOR_IMAGE)
-e2e: $(if $(E2E_IMAGE),image)
-	$(CARGO) build -p bftws-operator -p bftws-node
+e2e: $(if $(E2E_IMAGE),image) dev-build
 	./scripts/k8s-testenv.sh build >/dev/null
 	dir=$$(mktemp -d) && OPERATOR_IMAGE=$(E2E_IMAGE) ./scripts/k8s-testenv.sh run "$$dir/k8s" -- ./scripts/operator-e2e.sh
 
@@ -61,21 +63,25 @@ build:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --workspace --all-targets --features bftws-node/byzantine-test -- -D warnings
+	$(CARGO) clippy $(DEV) -- -D warnings
+
+## dev-build: every package and test of the workspace, once (the binaries the other targets run)
+dev-build:
+	$(CARGO) build $(DEV)
 
 fmt:
 	$(CARGO) fmt --all
 
-unit:
-	$(CARGO) test --workspace --features bftws-node/byzantine-test
+unit: dev-build
+	$(CARGO) test $(DEV)
 
 ## openapi: regenerate docs/openapi.json from the handlers
-openapi:
-	$(CARGO) run -q -p bftws-node -- openapi > docs/openapi.json
+openapi: dev-build
+	$(DEV_BIN)/bftws-node openapi > docs/openapi.json
 
 ## crds: regenerate crds/ (and the chart's copy) from the operator's CRD types
-crds:
-	$(CARGO) run -q -p bftws-operator -- crd --output crds/bftws.io_bftwebservices.yaml
+crds: dev-build
+	$(DEV_BIN)/bftws-operator crd --output crds/bftws.io_bftwebservices.yaml
 	cp crds/bftws.io_bftwebservices.yaml charts/bftws-operator/crds/
 
 ## manifests: render manifests/install.yaml (namespace, CRD, operator) from the chart's defaults

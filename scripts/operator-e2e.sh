@@ -35,7 +35,7 @@ jp() { k get "$1" -o "jsonpath=$2" 2>/dev/null; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 for binary in "$OPERATOR" "$NODE"; do
-  [ -x "$binary" ] || fail "build it first (cargo build -p bftws-operator -p bftws-node): $binary"
+  [ -x "$binary" ] || fail "build it first (make dev-build): $binary"
 done
 
 # Operator replicas: name -> pid (or container) and metrics port. Each runs as the chart's

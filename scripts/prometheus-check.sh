@@ -24,7 +24,7 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
   log "installing prometheus (Debian package)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
-[ -x "$NODE" ] || fail "build bftws-node first (cargo build -p bftws-node): $NODE"
+[ -x "$NODE" ] || fail "build it first (make dev-build): $NODE"
 
 promtool check rules "$CHART/rules/bftws.rules.yaml" >/dev/null || fail "promtool check rules: $(promtool check rules "$CHART/rules/bftws.rules.yaml" 2>&1)"
 
