@@ -223,6 +223,9 @@ impl TimingStrings {
 pub struct LayerManifest {
     /// Always [`MANIFEST_VERSION`].
     pub version: u32,
+    /// The service every node of the layer runs (`spec.service.name`).
+    #[serde(default = "default_service")]
+    pub service: String,
     pub layer: ClusterLayer,
     pub chain_id: String,
     /// Ordinals `0..validators` are in the genesis validator set; the rest are full nodes.
@@ -240,6 +243,13 @@ pub struct LayerManifest {
     /// CometBFT's `log_level`.
     pub log_level: String,
 }
+
+fn default_service() -> String {
+    DEFAULT_SERVICE.to_owned()
+}
+
+/// The service of a layer manifest that names none.
+pub const DEFAULT_SERVICE: &str = "supply-chain";
 
 impl LayerManifest {
     /// Parses `layer.json`, refusing unknown versions and inconsistent content.
@@ -435,6 +445,7 @@ mod tests {
 
     fn manifest(layer: ClusterLayer, replicas: u32, validators: u32) -> LayerManifest {
         LayerManifest {
+            service: DEFAULT_SERVICE.to_owned(),
             version: MANIFEST_VERSION,
             layer,
             chain_id: format!("shop-demo-ws-{}", layer.as_str()),

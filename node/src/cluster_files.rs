@@ -86,6 +86,7 @@ pub fn write(shape: ClusterShape, dir: &Path) -> Result<(), ClusterFilesError> {
         )
         .to_json()?;
         let manifest = LayerManifest {
+            service: bftws_home::cluster::DEFAULT_SERVICE.to_owned(),
             version: cluster::MANIFEST_VERSION,
             layer,
             chain_id: chain_id.to_owned(),

@@ -80,7 +80,7 @@ pub fn run(paths: &InitPaths, ordinal: u32) -> Result<PathBuf, InitError> {
     write_secret(&origin_key, origin_key_hex.trim().as_bytes())?;
     let settings = &pod.node;
     let config = NodeConfig {
-        service: crate::services::DEFAULT.to_owned(),
+        service: manifest.service.clone(),
         node_id: settings.origin_id.clone(),
         layer: match settings.layer {
             ClusterLayer::L1 => Layer::L1,
@@ -138,6 +138,7 @@ mod tests {
     /// Lays out the mounts of a 2-node L2 layer like the operator does.
     fn mounts(root: &Path) -> InitPaths {
         let manifest = LayerManifest {
+            service: bftws_home::cluster::DEFAULT_SERVICE.to_owned(),
             version: MANIFEST_VERSION,
             layer: ClusterLayer::L2,
             chain_id: "shop-demo-ws-l2".into(),

@@ -64,6 +64,9 @@ pub struct BftWebServiceSpec {
     /// Image pull policy of every container (Kubernetes' default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<ImagePullPolicy>,
+    /// Which service of the node image the nodes run.
+    #[serde(default)]
+    pub service: ServiceSpec,
     pub l1: L1Spec,
     pub l2: L2Spec,
     /// Per-layer consensus timeouts; each absent field keeps the layer's default.
@@ -203,14 +206,37 @@ pub struct LayerTimeouts {
     pub flush_throttle_timeout: Option<String>,
 }
 
+/// The service the nodes run.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// A service the node image links: `supply-chain` (default) or `escrow`. Immutable: the
+    /// chains' geneses and state belong to it.
+    #[serde(default = "default_service_name")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.service.name is immutable: the chains' geneses belong to the service"))]
+    pub name: String,
+}
+
+impl Default for ServiceSpec {
+    fn default() -> Self {
+        Self { name: default_service_name() }
+    }
+}
+
+fn default_service_name() -> String {
+    bftws_home::cluster::DEFAULT_SERVICE.to_owned()
+}
+
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct AppSpec {
-    /// The service's reference data (suppliers, operators, couriers) for both geneses: a key of a
-    /// ConfigMap in the same namespace holding
-    /// `{"suppliers":[{"id","name","public_key"}],"operators":[{"id","name"}],"couriers":[{"id","name"}]}`.
-    /// Read once, when the geneses are created. Absent: empty reference data (add it later
-    /// with admin operations).
+    /// The service's reference data (its genesis `app_state.service`) for both geneses: a key of
+    /// a ConfigMap in the same namespace holding the JSON the service defines (the supply chain:
+    /// `{"suppliers":[{"id","name","public_key"}],"operators":[{"id","name"}],"couriers":[{"id","name"}]}`;
+    /// escrow: `{"accounts":[{"id","name","balance"}],"sellers":[{"id","name"}]}`), checked by
+    /// the service's own rules before any genesis is written. Read once, when the geneses are
+    /// created. Absent: no reference data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_data: Option<ConfigMapKeyRef>,
     /// A Secret in the same namespace with key `tokens.json`

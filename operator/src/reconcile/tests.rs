@@ -345,3 +345,38 @@ fn backoff_doubles_per_object_up_to_the_cap_and_resets_on_success() {
     ctx.reset_backoff("shop/demo-ws");
     assert_eq!(ctx.next_backoff("shop/demo-ws").as_secs(), 1);
 }
+
+/// The service is one the node image links, and its reference data is checked by the service's
+/// own rules before any genesis is written: the escrow service refuses the supply chain's data.
+#[tokio::test]
+async fn an_unknown_service_or_reference_data_the_service_refuses_degrades_without_building_anything() {
+    let mut obj = demo_ws();
+    obj.spec.service.name = "pirate".to_owned();
+    let server = server_with(&obj);
+    let ctx = fixtures::context(&server);
+    reconcile_once(&server, &ctx).await;
+    let cr = server.get(&cr_path()).unwrap();
+    let degraded = condition(&cr, "Degraded");
+    assert_eq!(degraded["status"], "True");
+    assert!(degraded["message"].as_str().unwrap().contains("unknown service 'pirate'"), "{degraded}");
+    assert!(server.get(&format!("{STATEFULSETS}/demo-ws-l1")).is_none());
+
+    let mut obj = demo_ws();
+    obj.spec.service.name = "escrow".to_owned();
+    obj.spec.app.reference_data =
+        Some(crate::crd::ConfigMapKeyRef { name: "shop-reference".into(), key: "reference.json".into() });
+    let server = server_with(&obj);
+    server.put(
+        &format!("{CONFIG_MAPS}/shop-reference"),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shop-reference", "namespace": "shop"},
+               "data": {"reference.json": r#"{"suppliers": [], "operators": [], "couriers": []}"#}}),
+    );
+    let ctx = fixtures::context(&server);
+    reconcile_once(&server, &ctx).await;
+    let cr = server.get(&cr_path()).unwrap();
+    let degraded = condition(&cr, "Degraded");
+    assert_eq!(degraded["status"], "True");
+    let message = degraded["message"].as_str().unwrap();
+    assert!(message.contains("for service 'escrow'") && message.contains("unknown field"), "{degraded}");
+    assert!(server.get(&format!("{CONFIG_MAPS}/demo-ws-l1-genesis")).is_none());
+}

@@ -13,7 +13,7 @@ use bftws_home::{parse_go_duration, Timing};
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource as _;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::crd::{BftWebService, DeletionPolicy, LayerTimeouts, StorageSpec, MAX_L1_REPLICAS, MAX_L2_REPLICAS};
 use crate::reconcile::observe::{tokens_secret_name, Observed};
@@ -90,6 +90,8 @@ pub struct ValidatedBftws {
     pub owner: OwnerReference,
     pub image: String,
     pub image_pull_policy: Option<String>,
+    /// The service the nodes run (one the node image links).
+    pub service: String,
     pub deletion_policy: DeletionPolicy,
     /// `metadata.creationTimestamp`, RFC 3339: genesis time, so genesis is reproducible.
     pub genesis_time: String,
@@ -101,9 +103,9 @@ pub struct ValidatedBftws {
     pub genesis_to_create: PerLayer<bool>,
 }
 
-/// The reference data of a deployment without `spec.app.referenceData`.
+/// The reference data of a deployment without `spec.app.referenceData`: none.
 pub fn empty_reference_data() -> Value {
-    json!({"suppliers": [], "operators": [], "couriers": []})
+    Value::Null
 }
 
 pub fn validate(obj: &BftWebService, observed: &Observed) -> Result<ValidatedBftws, Invalid> {
@@ -174,16 +176,23 @@ pub fn validate(obj: &BftWebService, observed: &Observed) -> Result<ValidatedBft
     };
     check_against_existing(&layers, observed, &names)?;
 
+    let service = spec.service.name.clone();
+    let roles = bftws_services::roles(&service).map_err(|e| Invalid::spec(format!("spec.service.name: {e}")))?;
     let reference_data = if observed.genesis_missing() { Some(reference_data(obj, observed)?) } else { None };
+    if let Some(data) = &reference_data {
+        bftws_services::check_reference_data(&service, data)
+            .map_err(|e| Invalid::dependency(format!("spec.app.referenceData for service '{service}': {e}")))?;
+    }
     let tokens = TokensSource { secret: tokens_secret_name(obj, &names), managed: spec.app.tokens_secret.is_none() };
     if !tokens.managed {
-        check_tokens_secret(&tokens.secret, observed)?;
+        check_tokens_secret(&tokens.secret, observed, &roles)?;
     }
 
     Ok(ValidatedBftws {
         owner,
         image: spec.image.clone(),
         image_pull_policy: spec.image_pull_policy.map(|policy| policy.as_str().to_owned()),
+        service,
         deletion_policy: spec.deletion_policy,
         genesis_time,
         layers,
@@ -266,19 +275,11 @@ fn reference_data(obj: &BftWebService, observed: &Observed) -> Result<Value, Inv
     let value: Value = serde_json::from_str(text).map_err(|err| {
         Invalid::dependency(format!("spec.app.referenceData: {}/{} is not JSON: {err}", reference.name, reference.key))
     })?;
-    let lists_ok = value.as_object().is_some_and(|object| {
-        ["suppliers", "operators", "couriers"].iter().all(|key| object.get(*key).is_none_or(Value::is_array))
-    });
-    if !lists_ok {
-        return Err(Invalid::dependency(format!(
-            "spec.app.referenceData: {}/{} must be an object with arrays suppliers, operators and couriers",
-            reference.name, reference.key
-        )));
-    }
     Ok(value)
 }
 
-fn check_tokens_secret(name: &str, observed: &Observed) -> Result<(), Invalid> {
+/// The tokens Secret exists, has the tokens key, and gives only roles the service has.
+fn check_tokens_secret(name: &str, observed: &Observed, roles: &[&str]) -> Result<(), Invalid> {
     let secret = observed
         .tokens
         .as_ref()
@@ -290,10 +291,19 @@ fn check_tokens_secret(name: &str, observed: &Observed) -> Result<(), Invalid> {
         .and_then(|data| data.get(key))
         .ok_or_else(|| Invalid::dependency(format!("spec.app.tokensSecret: Secret {name:?} has no key {key:?}")))?;
     let parsed: Option<Value> = serde_json::from_slice(&bytes.0).ok();
-    if !parsed.as_ref().and_then(|v| v.get("tokens")).is_some_and(Value::is_array) {
+    let Some(tokens) = parsed.as_ref().and_then(|v| v.get("tokens")).and_then(Value::as_array) else {
         return Err(Invalid::dependency(format!(
             "spec.app.tokensSecret: {name}/{key} must be {{\"tokens\": [{{\"sha256\", \"actor\"}}]}}"
         )));
+    };
+    for (i, token) in tokens.iter().enumerate() {
+        let role = token["actor"]["role"].as_str().unwrap_or_default();
+        if !roles.contains(&role) {
+            return Err(Invalid::dependency(format!(
+                "spec.app.tokensSecret: {name}/{key}: tokens[{i}] has role {role:?}; the service's roles are {}",
+                roles.join(", ")
+            )));
+        }
     }
     Ok(())
 }

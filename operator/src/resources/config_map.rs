@@ -108,6 +108,7 @@ pub fn layer_manifest(
         })
         .collect::<Result<Vec<_>, BuildError>>()?;
     Ok(LayerManifest {
+        service: v.service.clone(),
         version: MANIFEST_VERSION,
         layer,
         chain_id: plan.chain_id.clone(),

@@ -1,5 +1,6 @@
-//! The services this node binary links, by name (`--service NAME`), and their demo data for
-//! devnets and tests.
+//! The services bftws ships, by name: what the node binary links (`--service NAME`) and the
+//! operator checks a BftWebService's `spec.service` and reference data against, with their demo
+//! data for devnets and tests.
 
 use bftws_framework::{
     auth::{TokenEntry, TokenFile},
@@ -59,6 +60,21 @@ pub fn demo(name: &str) -> Result<ServiceDemo, String> {
     }
 }
 
+/// Checks a service's genesis reference data (`app_state.service`) with the service's own
+/// schema and rules: what a node would refuse at genesis is refused here.
+pub fn check_reference_data(name: &str, reference_data: &Value) -> Result<(), String> {
+    let registry = registry(name)?;
+    let app =
+        bftws_framework::app::App::new(std::sync::Arc::new(registry), bftws_framework::registry::Layer::L1, "check");
+    let app_state = bftws_framework::demo::app_state(&[], None, reference_data.clone());
+    app.genesis(&app_state).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// The roles the service called `name` gives to tokens.
+pub fn roles(name: &str) -> Result<Vec<&'static str>, String> {
+    Ok(registry(name)?.service().roles().iter().map(|role| role.name).collect())
+}
+
 fn unknown(name: &str) -> String {
     format!("unknown service '{name}'; this node links: {}", NAMES.join(", "))
 }
@@ -82,7 +98,17 @@ mod tests {
             bftws_framework::auth::Authenticator::new(&demo.token_file(), app.registry().service().roles()).unwrap();
         }
         assert!(registry("pirate").is_err());
-        // The demo L1 lets its committer bundle every L2 ordinal a layer can have.
-        assert_eq!(bftws_framework::demo::L2_NODES, bftws_home::cluster::MAX_NODES);
+    }
+
+    #[test]
+    fn reference_data_is_checked_by_the_service_itself() {
+        check_reference_data("supply-chain", &Value::Null).unwrap();
+        check_reference_data("escrow", &serde_json::json!({"accounts": [{"id": "b-1", "name": "B", "balance": 5}]}))
+            .unwrap();
+        let err = check_reference_data("escrow", &serde_json::json!({"suppliers": []})).unwrap_err();
+        assert!(err.contains("suppliers"), "{err}");
+        let err = check_reference_data("supply-chain", &serde_json::json!({"suppliers": [{"id": "a/b"}]})).unwrap_err();
+        assert!(err.contains("invalid"), "{err}");
+        assert!(check_reference_data("pirate", &Value::Null).unwrap_err().contains("unknown service"));
     }
 }
