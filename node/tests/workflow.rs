@@ -290,3 +290,52 @@ async fn the_internal_commit_record_route_is_not_reachable_from_http() {
         .expect(404);
     assert_eq!(reply.error_code(), "not_found");
 }
+
+/// Direct-L1 sessions (each op its own L1 transaction) and two-layer sessions share one L1
+/// ledger with one set of rules: a package registered directly on L1 cannot be registered again
+/// by a bundle, and the package a bundle registered cannot be registered directly.
+#[tokio::test]
+async fn direct_l1_and_two_layer_sessions_cannot_contradict_each_other_on_l1() {
+    use std::{sync::Arc, time::Duration};
+
+    use bftws_framework::{
+        metrics::Metrics,
+        origin::{Origin, WriteError},
+        registry::{Actor, Layer, Role},
+    };
+    let net = Net::new();
+    let direct = Origin::new(
+        "l1-0",
+        Layer::L1,
+        bftws_supply_chain::demo::node_key("l1-0"),
+        net.network.l1.app().registry().clone(),
+        net.network.l1.clone() as Arc<dyn Chain>,
+        Duration::from_secs(5),
+        Arc::new(Metrics::new()),
+    );
+    let supplier = Actor { id: "sup-1".into(), role: Role::new("supplier") };
+    // A direct-L1 supplier session registers PKG-D and commits: final on L1 at once.
+    let session = direct.write(&supplier, "POST", "/v1/sessions", json!({"kind": "supplier"})).await.unwrap();
+    let session = session.session_id.unwrap();
+    let register = |id: &str| register_body("sup-1", id);
+    direct.write(&supplier, "POST", &step(&session, "register_package"), register("PKG-D")).await.unwrap();
+    direct.write(&supplier, "POST", &step(&session, "commit"), json!({})).await.unwrap();
+
+    // A two-layer session registers the same package on L2 (which knows nothing of it) and
+    // commits: L1 re-executes the bundle against the one ledger and refuses it.
+    let on_l2 = net.start("demo-sup-1", "supplier").await;
+    net.post("demo-sup-1", &step(&on_l2, "register_package"), register("PKG-D")).await.expect(201);
+    let refused = net.post("demo-sup-1", &step(&on_l2, "commit"), json!({})).await.expect(422);
+    assert!(refused.body["error"]["message"].as_str().unwrap().contains("package_exists"), "{}", refused.body);
+    let read = net.get("demo-sup-1", &format!("/v1/sessions/{on_l2}")).await.expect(200);
+    assert_eq!(read.data()["status"], "rejected");
+
+    // The other way round: a package a bundle registered cannot be registered directly.
+    net.committed_package("PKG-B").await;
+    let second = direct.write(&supplier, "POST", "/v1/sessions", json!({"kind": "supplier"})).await.unwrap();
+    let second = second.session_id.unwrap();
+    match direct.write(&supplier, "POST", &step(&second, "register_package"), register("PKG-B")).await {
+        Err(WriteError::Refused(err)) => assert_eq!(err.code, "package_exists"),
+        other => panic!("expected package_exists, got {other:?}"),
+    }
+}
