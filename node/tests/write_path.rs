@@ -151,3 +151,66 @@ async fn a_node_that_is_not_ready_answers_503_with_retry_after() {
         assert!(retry_after);
     }
 }
+
+/// Slow or greedy clients cannot hold a node: a client that never finishes its headers, or
+/// sits idle, is disconnected, and connections beyond the limit are closed at once while the
+/// node keeps answering others.
+#[tokio::test]
+async fn listeners_drop_slow_idle_and_excess_connections() {
+    use std::time::{Duration, Instant};
+
+    use bftws_framework::http::{serve_with, ListenerLimits};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let net = Net::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = ListenerLimits {
+        header_read: Duration::from_millis(300),
+        body_read: Duration::from_millis(300),
+        idle: Duration::from_millis(600),
+        max_age: Duration::from_secs(60),
+        max_connections: 2,
+    };
+    tokio::spawn(serve_with(listener, net.network.api.clone(), limits, std::future::pending()));
+    /// Reads until the server closes the connection; how long that took.
+    async fn closed_after(socket: &mut tokio::net::TcpStream) -> Duration {
+        let started = Instant::now();
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+                Ok(Ok(_)) => {}
+                Err(_) => panic!("the server kept the connection open"),
+            }
+        }
+    }
+    // Headers that never end.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    assert!(closed_after(&mut slow).await < Duration::from_secs(3));
+    // A connection that never sends anything.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(closed_after(&mut idle).await < Duration::from_secs(3));
+
+    // Two connections held open; a third is closed at accept.
+    let mut held_open = Vec::new();
+    for _ in 0..2 {
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 512];
+        assert!(socket.read(&mut buf).await.unwrap() > 0, "a served connection answers");
+        held_open.push(socket);
+    }
+    let mut excess = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = excess.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(closed_after(&mut excess).await < Duration::from_secs(1), "the connection beyond the limit was served");
+    drop(held_open);
+    // Once those are gone, the node serves again.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = tokio::net::TcpStream::connect(addr).await.unwrap();
+    again.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut reply = String::new();
+    again.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}

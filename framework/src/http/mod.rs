@@ -138,28 +138,56 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on {}", uri.path()))
 }
 
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client may take to send a request's body.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a connection may wait between requests before it is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// The longest a connection is kept; then it is closed after its request in flight.
-const MAX_CONNECTION_AGE: Duration = Duration::from_secs(600);
-/// Connections served at once; more are closed at accept.
-pub const MAX_CONNECTIONS: usize = 1024;
+/// What a listener allows a client, so slow or greedy clients cannot hold the node.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerLimits {
+    /// How long a client may take to send a request's headers.
+    pub header_read: Duration,
+    /// How long a client may take to send a request's body.
+    pub body_read: Duration,
+    /// How long a connection may sit without reads or writes before it is closed.
+    pub idle: Duration,
+    /// The longest a connection is kept; then it is closed after its request in flight.
+    pub max_age: Duration,
+    /// Connections served at once; more are closed at accept.
+    pub max_connections: usize,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        Self {
+            header_read: Duration::from_secs(10),
+            body_read: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            max_age: Duration::from_secs(600),
+            max_connections: 1024,
+        }
+    }
+}
+
 /// How long in-flight requests get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests. Slow clients cannot hold
-/// the node: headers, bodies and idle connections have timeouts, and connections a limit.
+/// Serves until `shutdown` resolves, then finishes in-flight requests, with the default
+/// [`ListenerLimits`].
 pub async fn serve(
     listener: TcpListener,
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, ListenerLimits::default(), shutdown).await
+}
+
+/// [`serve`] with chosen limits: headers, bodies and idle connections have timeouts, and
+/// connections a limit.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: ApiState,
+    limits: ListenerLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = app(state);
-    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let limit = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -177,23 +205,23 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, limit = MAX_CONNECTIONS, "connection limit reached; closing a new connection");
+            tracing::warn!(%peer, limit = limits.max_connections, "connection limit reached; closing a new connection");
             continue;
         };
         let service = hyper_util::service::TowerToHyperService::new(tower_http::timeout::RequestBodyTimeout::new(
             app.clone(),
-            BODY_READ_TIMEOUT,
+            limits.body_read,
         ));
         let mut stopped = stopped.clone();
         connections.spawn(async move {
             let _permit = permit;
-            let io = idle::IdleIo::new(socket, IDLE_TIMEOUT);
+            let io = idle::IdleIo::new(socket, limits.idle);
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .header_read_timeout(limits.header_read)
                 .serve_connection(io, service);
             tokio::pin!(connection);
-            let age = tokio::time::sleep(MAX_CONNECTION_AGE);
+            let age = tokio::time::sleep(limits.max_age);
             tokio::pin!(age);
             let mut closing = false;
             loop {
