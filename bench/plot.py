@@ -26,6 +26,9 @@ def config_key(config):
 def read_runs(results):
     runs = {}
     for path in sorted((results / "sequential").glob("*.csv")):
+        # The paper's workload only; other workloads' runs are named after them (escrow-l2-4-1).
+        if not path.stem.startswith(("l2-", "direct-l1-")):
+            continue
         mode, _, config = path.stem.partition("-")
         if mode == "direct":
             mode, config = "direct-l1", config.partition("-")[2]

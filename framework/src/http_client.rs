@@ -53,7 +53,18 @@ impl JsonClient {
 
     /// Every call ends within `timeout`; establishing a connection within `connect_timeout`.
     pub fn with_connect_timeout(timeout: Duration, connect_timeout: Duration) -> Self {
+        Self::build(timeout, connect_timeout, None)
+    }
+
+    /// A client whose connections leave from `source` (another loopback address, say, so a
+    /// server tells it apart from other local clients).
+    pub fn from_address(timeout: Duration, source: std::net::IpAddr) -> Self {
+        Self::build(timeout, timeout, Some(source))
+    }
+
+    fn build(timeout: Duration, connect_timeout: Duration, source: Option<std::net::IpAddr>) -> Self {
         let mut connector = HttpConnector::new();
+        connector.set_local_address(source);
         // Small JSON calls on loopback: Nagle's algorithm would add delays to every one.
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));

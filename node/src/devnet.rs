@@ -130,6 +130,11 @@ impl DevnetNode {
     fn socket(&self) -> PathBuf {
         self.dir.join("abci.sock")
     }
+
+    /// The process ids of the node's app and CometBFT, while they run.
+    pub fn pids(&self) -> (Option<u32>, Option<u32>) {
+        (self.app.as_ref().map(Child::id), self.cometbft.as_ref().map(Child::id))
+    }
 }
 
 pub struct Devnet {

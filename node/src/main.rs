@@ -7,8 +7,8 @@ use std::time::Duration;
 use bftws_framework::{config::NodeConfig, http, node_process, registry::Layer};
 use bftws_node::{
     bench::{
-        run_concurrent, run_sequential, write_report, BenchEnv, ConcurrentOptions, NetworkSize, SequentialMode,
-        SequentialOptions,
+        run_concurrent, run_flood, run_idle, run_sequential, write_report, BenchEnv, ConcurrentOptions, FloodOptions,
+        IdleOptions, NetworkSize, SequentialMode, SequentialOptions, Workload,
     },
     cluster_files::ClusterShape,
     devnet::{Devnet, DevnetSpec},
@@ -146,6 +146,10 @@ struct BenchShared {
     /// Consensus timing overrides, as for `devnet --timing`.
     #[arg(long = "timing", value_name = "LAYER.FIELD=VALUE")]
     timing: Vec<String>,
+    /// What the clients do: `supply-chain` (the paper's workflow) or `escrow` (list an item;
+    /// reserve, pay, confirm it).
+    #[arg(long, default_value = "supply-chain")]
+    workload: Workload,
 }
 
 #[derive(Subcommand)]
@@ -176,6 +180,35 @@ enum BenchCommand {
         workers: Vec<usize>,
         #[arg(long, default_value_t = 20)]
         duration_secs: u64,
+    },
+    /// Honest commits with no flood, then under a flood of bundles every L1 node refuses, sent
+    /// from another loopback address.
+    Flood {
+        #[command(flatten)]
+        shared: BenchShared,
+        #[arg(long, default_value = "4-1")]
+        config: NetworkSize,
+        /// Honest sessions committed per phase.
+        #[arg(long, default_value_t = 50)]
+        sessions: usize,
+        /// Flooding connections per L1 node.
+        #[arg(long, default_value_t = 2)]
+        flooders_per_node: usize,
+        /// The flood's source address (loopback, not the nodes' 127.0.0.1).
+        #[arg(long, default_value = "127.0.0.2")]
+        source: std::net::IpAddr,
+    },
+    /// The CPU an idle devnet uses, with no client, per process kind.
+    Idle {
+        #[command(flatten)]
+        shared: BenchShared,
+        #[arg(long, value_delimiter = ',', default_value = "4-1,16-1")]
+        configs: Vec<NetworkSize>,
+        /// Seconds after ready before the window.
+        #[arg(long, default_value_t = 5)]
+        settle_secs: u64,
+        #[arg(long, default_value_t = 20)]
+        window_secs: u64,
     },
     /// Write summary.csv and summary.md from the CSVs in --out.
     Report {
@@ -372,6 +405,7 @@ async fn run_bench(command: BenchCommand) -> Result<(), Box<dyn std::error::Erro
                 iterations,
                 pause: Duration::from_millis(pause_ms),
                 mode: if direct_l1 { SequentialMode::DirectL1 } else { SequentialMode::TwoLayer },
+                workload: shared.workload,
                 out: shared.out.clone(),
             };
             let written = run_sequential(&env(&shared)?, &options).await?;
@@ -384,9 +418,23 @@ async fn run_bench(command: BenchCommand) -> Result<(), Box<dyn std::error::Erro
                 size: config,
                 workers,
                 duration: Duration::from_secs(duration_secs),
+                workload: shared.workload,
                 out: shared.out.clone(),
             };
             println!("{}", run_concurrent(&env(&shared)?, &options).await?.display());
+        }
+        BenchCommand::Flood { shared, config, sessions, flooders_per_node, source } => {
+            let options = FloodOptions { size: config, sessions, flooders_per_node, source, out: shared.out.clone() };
+            println!("{}", run_flood(&env(&shared)?, &options).await?.display());
+        }
+        BenchCommand::Idle { shared, configs, settle_secs, window_secs } => {
+            let options = IdleOptions {
+                sizes: configs,
+                settle: Duration::from_secs(settle_secs),
+                window: Duration::from_secs(window_secs),
+                out: shared.out.clone(),
+            };
+            println!("{}", run_idle(&env(&shared)?, &options).await?.display());
         }
         BenchCommand::Report { out, paper } => {
             write_report(&out, paper.exists().then_some(paper.as_path()))?;

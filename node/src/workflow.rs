@@ -1,5 +1,5 @@
-//! A client that drives the supply-chain workflow over HTTP, timing every step: the demo run of
-//! `make run`, and the building block of the benchmark.
+//! A client that drives a service's workflow over HTTP, timing every step: the supply chain's
+//! demo run of `make run`, and the sessions of the benchmark's workloads (supply chain, escrow).
 
 use std::time::Duration;
 
@@ -92,7 +92,17 @@ impl WorkflowClient {
 
     /// Starts a session of `kind`; returns its id.
     async fn start(&self, steps: &mut Vec<StepTiming>, token: &str, kind: &str) -> Result<String, WorkflowError> {
-        let started = self.step(steps, "start_session", token, "/v1/sessions", json!({"kind": kind}), 201).await?;
+        self.start_as(steps, "start_session", token, kind).await
+    }
+
+    async fn start_as(
+        &self,
+        steps: &mut Vec<StepTiming>,
+        step: &'static str,
+        token: &str,
+        kind: &str,
+    ) -> Result<String, WorkflowError> {
+        let started = self.step(steps, step, token, "/v1/sessions", json!({"kind": kind}), 201).await?;
         Ok(started["data"]["session_id"].as_str().unwrap_or_default().to_owned())
     }
 
@@ -133,6 +143,32 @@ impl WorkflowClient {
         self.step(&mut steps, "quality_check", token, &path("qc"), json!({"passed": true, "issues": []}), 200).await?;
         let label = json!({"destination": "Oslo DC", "priority": "express", "courier_id": "c-1"});
         self.step(&mut steps, "label_package", token, &path("label"), label, 200).await?;
+        let committed = self.step(&mut steps, "commit", token, &path("commit"), json!({}), 200).await?;
+        Ok(SessionRun { session_id: id, steps, receipt: committed["data"]["receipt"].clone() })
+    }
+}
+
+/// The escrow service's sessions (demo tokens `demo-s-1`, `demo-b-1`, …).
+impl WorkflowClient {
+    /// A seller session listing one item at `price` cents, committed: the listing opens.
+    pub async fn seller_session(&self, token: &str, listing_id: &str, price: u64) -> Result<SessionRun, WorkflowError> {
+        let mut steps = Vec::new();
+        let id = self.start_as(&mut steps, "seller_start", token, "seller").await?;
+        let body = json!({"listing_id": listing_id, "title": format!("item {listing_id}"), "price": price});
+        self.step(&mut steps, "list_item", token, &format!("/v1/sessions/{id}/list_item"), body, 201).await?;
+        let committed =
+            self.step(&mut steps, "commit", token, &format!("/v1/sessions/{id}/commit"), json!({}), 200).await?;
+        Ok(SessionRun { session_id: id, steps, receipt: committed["data"]["receipt"].clone() })
+    }
+
+    /// A buyer session: start, reserve, pay, confirm, commit.
+    pub async fn buyer_session(&self, token: &str, listing_id: &str) -> Result<SessionRun, WorkflowError> {
+        let mut steps = Vec::new();
+        let id = self.start(&mut steps, token, "buyer").await?;
+        let path = |step: &str| format!("/v1/sessions/{id}/{step}");
+        self.step(&mut steps, "reserve", token, &path("reserve"), json!({"listing_id": listing_id}), 200).await?;
+        self.step(&mut steps, "pay", token, &path("pay"), json!({}), 200).await?;
+        self.step(&mut steps, "confirm", token, &path("confirm"), json!({}), 200).await?;
         let committed = self.step(&mut steps, "commit", token, &path("commit"), json!({}), 200).await?;
         Ok(SessionRun { session_id: id, steps, receipt: committed["data"]["receipt"].clone() })
     }

@@ -71,15 +71,46 @@ fn axum_app(net: &Net) -> axum::Router {
     bftws_framework::http::app(net.network.api.clone())
 }
 
+/// An L1 node's API over the network's L1 chain, with `budget` for refused bundles.
+fn l1_api(net: &Net, budget: bftws_framework::http::RefusalBudget) -> bftws_framework::http::ApiState {
+    use std::{sync::Arc, time::Duration};
+
+    use bftws_framework::{
+        auth::Authenticator, chain::Chain, metrics::Metrics, origin::Origin, registry::Layer, registry::Service,
+    };
+    use bftws_supply_chain::{demo, SupplyChain};
+    let l1 = Arc::new(Origin::new(
+        "l1-0",
+        Layer::L1,
+        demo::node_key("l1-0"),
+        net.network.origin.registry().clone(),
+        net.network.l1.clone() as Arc<dyn Chain>,
+        Duration::from_secs(5),
+        Arc::new(Metrics::new()),
+    ));
+    let auth = Authenticator::new(&demo::token_file(), SupplyChain.roles()).unwrap();
+    bftws_framework::http::ApiState::with_refusal_budget(l1, None, auth, budget)
+}
+
 #[tokio::test]
 async fn a_body_over_the_limit_is_the_envelope_on_every_route() {
+    use tower::ServiceExt;
+
     let net = Net::new();
     let big = format!("{{\"kind\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
-    for path in ["/v1/sessions", "/v1/l1/bundles"] {
-        let reply = net.raw(post_with(path, &[], &big)).await;
-        assert_eq!(reply.status, 413, "{path}: {}", reply.body);
-        assert_eq!(reply.error_code(), "payload_too_large", "{path}: {}", reply.body);
-    }
+    let reply = net.raw(post_with("/v1/sessions", &[], &big)).await;
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    assert_eq!(reply.error_code(), "payload_too_large", "{}", reply.body);
+    // The bundle route of an L1 node (an L2 node answers 404 without reading the body).
+    let l1 = bftws_framework::http::app(l1_api(&net, Default::default()));
+    let response = l1.oneshot(post_with("/v1/l1/bundles", &[], &big)).await.unwrap();
+    let status = response.status();
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    let reply = net.raw(post_with("/v1/l1/bundles", &[], &big)).await;
+    assert_eq!((reply.status, reply.error_code()), (404, "not_found"), "{}", reply.body);
 }
 
 #[tokio::test]
@@ -213,4 +244,59 @@ async fn listeners_drop_slow_idle_and_excess_connections() {
     let mut reply = String::new();
     again.read_to_string(&mut reply).await.unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
+/// A source whose bundles keep being refused spends its budget and then gets `429` with
+/// `Retry-After` before its body is read; another source, like an honest committer, is
+/// untouched.
+#[tokio::test]
+async fn a_source_of_refused_bundles_is_limited_before_its_body_is_read_and_others_are_not() {
+    use std::time::Duration;
+
+    use bftws_framework::http::{serve_with, ListenerLimits, RefusalBudget};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let net = Net::new();
+    let budget = RefusalBudget { burst: 3, per_second: 0.2, max_sources: 64 };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let api = l1_api(&net, budget);
+    tokio::spawn(serve_with(listener, api, ListenerLimits::default(), std::future::pending()));
+
+    /// One request from `source`; the reply's head (status line and headers).
+    async fn post_from(source: &str, addr: std::net::SocketAddr, head_only: bool) -> String {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        let body = r#"{"not":"a bundle"}"#;
+        let request = if head_only {
+            // Announces a large body and never sends it: only a refusal before the body
+            // answers this.
+            "POST /v1/l1/bundles HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 900000\r\n\r\n"
+                .to_owned()
+        } else {
+            format!(
+                "POST /v1/l1/bundles HTTP/1.1\r\nHost: x\r\nConnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut reply))
+            .await
+            .expect("the node answers at once")
+            .unwrap();
+        String::from_utf8_lossy(&reply[..n]).into_owned()
+    }
+    for _ in 0..3 {
+        let reply = post_from("127.0.0.2", addr, false).await;
+        assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    }
+    let limited = post_from("127.0.0.2", addr, true).await;
+    assert!(limited.starts_with("HTTP/1.1 429"), "{limited}");
+    assert!(limited.to_ascii_lowercase().contains("retry-after: 5"), "{limited}");
+    assert!(limited.contains(r#""code":"too_many_refusals""#), "{limited}");
+    // Another address keeps its own budget.
+    let other = post_from("127.0.0.1", addr, false).await;
+    assert!(other.starts_with("HTTP/1.1 400"), "{other}");
 }

@@ -49,7 +49,7 @@ impl ApiError {
         self
     }
 
-    fn retry_after(mut self, secs: u32) -> Self {
+    pub(super) fn retry_after(mut self, secs: u32) -> Self {
         self.retry_after_secs = Some(secs);
         self
     }
@@ -76,6 +76,10 @@ impl From<AppError> for ApiError {
 }
 
 impl ApiError {
+    pub(super) fn status(&self) -> u16 {
+        self.error.status
+    }
+
     fn log_detail(self, detail: &str) -> Self {
         tracing::error!(%detail, "internal error");
         self

@@ -1,14 +1,21 @@
 //! The L1 API: bundle submission (authenticated by the bundle's commit-key signature, not by a
 //! token) and the ledger read API.
 
+use std::time::Instant;
+
 use axum::{
-    extract::{DefaultBodyLimit, Path, State},
-    Json,
+    body::Bytes,
+    extract::{DefaultBodyLimit, FromRequest, Path, Request, State},
+    Extension, Json,
 };
 use serde_json::{json, Value};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{extract::Authenticated, ApiError, ApiState, ErrorBody};
+use super::{
+    extract::Authenticated,
+    refusals::{self, PeerAddr},
+    ApiError, ApiState, ErrorBody,
+};
 use crate::{
     app::{
         self,
@@ -31,9 +38,38 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
 #[utoipa::path(post, path = "/v1/l1/bundles", tag = "l1",
     request_body(content = Object, description = "a SignedBundle: {bundle, committer_key, signature}"),
     responses((status = 200, body = Receipt), (status = 422, body = ErrorBody, description = "L1 refused the bundle"),
+        (status = 429, body = ErrorBody, description = "this source's bundles were refused too often; retry after `Retry-After`"),
         (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn submit_bundle(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+async fn submit_bundle(
+    State(state): State<ApiState>,
+    peer: Option<Extension<PeerAddr>>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
     require_l1(&state)?;
+    let Some(Extension(PeerAddr(peer))) = peer else {
+        return submit(&state, request).await;
+    };
+    let limiter = state.refusals();
+    if let Err(wait) = limiter.check(peer.ip(), Instant::now()) {
+        // Held before the answer: a flooding connection then costs a timer, not a request
+        // loop, and its sender's rate falls to about one request per second per connection.
+        tokio::time::sleep(wait.min(refusals::HOLD_MAX)).await;
+        return Err(refusals::out_of_budget(peer.ip(), wait));
+    }
+    let outcome = submit(&state, request).await;
+    if outcome.as_ref().is_err_and(|e| (400..500).contains(&e.status())) {
+        limiter.refused(peer.ip(), Instant::now());
+    }
+    outcome
+}
+
+/// Reads, checks and submits a bundle; the body is read only here, after the source's budget.
+async fn submit(state: &ApiState, request: Request) -> Result<Json<Value>, ApiError> {
+    let body = Bytes::from_request(request, &()).await.map_err(|rejection| {
+        let status = rejection.status().as_u16();
+        let code = if status == 413 { "payload_too_large" } else { "invalid_request" };
+        ApiError::new(status, code, rejection.body_text())
+    })?;
     let bundle: SignedBundle = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(400, "invalid_request", format!("not a signed bundle: {e}")))?;
     let origin = state.origin();

@@ -7,6 +7,7 @@ mod extract;
 mod health;
 mod l1;
 mod metrics;
+mod refusals;
 mod sessions;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -28,7 +29,10 @@ use utoipa::{
 };
 use utoipa_axum::router::OpenApiRouter;
 
-pub use self::error::{ApiError, ErrorBody};
+pub use self::{
+    error::{ApiError, ErrorBody},
+    refusals::{PeerAddr, RefusalBudget, RefusalLimiter},
+};
 use crate::{
     auth::Authenticator,
     l2::Committer,
@@ -47,11 +51,26 @@ struct ApiInner {
     origin: Arc<Origin>,
     committer: Option<Arc<Committer>>,
     auth: Authenticator,
+    refusals: RefusalLimiter,
 }
 
 impl ApiState {
     pub fn new(origin: Arc<Origin>, committer: Option<Arc<Committer>>, auth: Authenticator) -> Self {
-        Self(Arc::new(ApiInner { origin, committer, auth }))
+        Self::with_refusal_budget(origin, committer, auth, RefusalBudget::default())
+    }
+
+    /// [`ApiState::new`] with a chosen budget of refused bundles per source.
+    pub fn with_refusal_budget(
+        origin: Arc<Origin>,
+        committer: Option<Arc<Committer>>,
+        auth: Authenticator,
+        budget: RefusalBudget,
+    ) -> Self {
+        Self(Arc::new(ApiInner { origin, committer, auth, refusals: RefusalLimiter::new(budget) }))
+    }
+
+    fn refusals(&self) -> &RefusalLimiter {
+        &self.0.refusals
     }
 
     fn origin(&self) -> &Origin {
@@ -208,8 +227,13 @@ pub async fn serve_with(
             tracing::warn!(%peer, limit = limits.max_connections, "connection limit reached; closing a new connection");
             continue;
         };
+        // Every request knows its source (the bundle route budgets refusals per source).
+        let with_peer = tower::util::MapRequestLayer::new(move |mut request: axum::http::Request<_>| {
+            request.extensions_mut().insert(PeerAddr(peer));
+            request
+        });
         let service = hyper_util::service::TowerToHyperService::new(tower_http::timeout::RequestBodyTimeout::new(
-            app.clone(),
+            tower::Layer::layer(&with_peer, app.clone()),
             limits.body_read,
         ));
         let mut stopped = stopped.clone();

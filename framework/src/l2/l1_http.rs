@@ -72,6 +72,13 @@ impl HttpL1Client {
                     let log = error["message"].as_str().unwrap_or("refused").to_owned();
                     return Err(L1Error::Rejected { code, log });
                 }
+                // This source's refusal budget is spent (a neighbour flooding from the same
+                // address, or this node's own refused bundles): another node may take it.
+                429 => {
+                    tracing::warn!(%url, error = %reply.body["error"], "L1 node limits this source's bundles; trying another");
+                    failures.push(format!("{url}: HTTP 429: {}", reply.body["error"]["message"]));
+                    self.skip_failed(index);
+                }
                 // Any other 4xx is not L1's verdict on the bundle but a disagreement about the
                 // request itself (a version skew, a bug): never final, retried with backoff.
                 status @ 400..=499 => {

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{io_error, stats::Summary, BenchEnv, BenchError, CpuSample, NetworkSize};
+use super::{io_error, stats::Summary, BenchEnv, BenchError, CpuSample, NetworkSize, Workload};
 use crate::workflow::{WorkflowClient, WorkflowError};
 use bftws_framework::registry::Layer;
 
@@ -18,6 +18,7 @@ pub struct ConcurrentOptions {
     pub size: NetworkSize,
     pub workers: Vec<usize>,
     pub duration: Duration,
+    pub workload: Workload,
     pub out: PathBuf,
 }
 
@@ -29,12 +30,13 @@ struct Tally {
     errors: BTreeMap<String, usize>,
 }
 
-/// Runs the sweep on one devnet; writes `concurrency.csv`.
+/// Runs the sweep on one devnet; writes `concurrency.csv` (`escrow-concurrency.csv` for escrow).
 pub async fn run_concurrent(env: &BenchEnv, options: &ConcurrentOptions) -> Result<PathBuf, BenchError> {
     std::fs::create_dir_all(&options.out).map_err(io_error(&options.out))?;
-    let devnet = env.devnet(options.size, &format!("concurrent-{}", options.size)).await?;
+    let prefix = options.workload.file_prefix();
+    let devnet = env.devnet(options.size, &format!("{prefix}concurrent-{}", options.size), options.workload).await?;
     let apis: Vec<String> = devnet.layer(Layer::L2).map(|n| n.api_url.clone()).collect();
-    let path = options.out.join("concurrency.csv");
+    let path = options.out.join(format!("{prefix}concurrency.csv"));
     let mut csv = std::fs::File::create(&path).map_err(io_error(&path))?;
     writeln!(
         csv,
@@ -50,18 +52,12 @@ pub async fn run_concurrent(env: &BenchEnv, options: &ConcurrentOptions) -> Resu
         for worker in 0..workers {
             let client = WorkflowClient::new(apis[worker % apis.len()].clone(), Duration::from_secs(60));
             let tally = tally.clone();
+            let workload = options.workload;
             tasks.push(tokio::spawn(async move {
-                let (supplier, operator) = if worker % 2 == 0 { ("sup-1", "op-1") } else { ("sup-2", "op-2") };
                 let mut n = 0;
                 while Instant::now() < deadline {
                     n += 1;
-                    let package = format!("PKG-C{round}-W{worker}-{n}");
-                    let outcome = async {
-                        let s = client.supplier_session(&format!("demo-{supplier}"), supplier, &package).await?;
-                        let w = client.warehouse_session(&format!("demo-{operator}"), supplier, &package).await?;
-                        Ok::<_, WorkflowError>([s, w])
-                    }
-                    .await;
+                    let outcome = workload.sessions(&client, &format!("C{round}-W{worker}-{n}"), worker).await;
                     let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
                     match outcome {
                         Ok(runs) => {

@@ -3,6 +3,8 @@
 //! published figures. Every HTTP status is checked: a failed step fails the run.
 
 mod concurrent;
+mod flood;
+mod idle;
 mod report;
 mod sequential;
 mod stats;
@@ -11,10 +13,114 @@ use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
 pub use self::{
     concurrent::{run_concurrent, ConcurrentOptions},
+    flood::{run_flood, FloodOptions},
+    idle::{run_idle, IdleOptions},
     report::write_report,
     sequential::{run_sequential, SequentialMode, SequentialOptions},
 };
-use crate::devnet::{Devnet, DevnetError, DevnetSpec};
+use crate::{
+    devnet::{Devnet, DevnetError, DevnetSpec},
+    workflow::{SessionRun, StepTiming, WorkflowClient, WorkflowError},
+};
+
+/// What the benchmark's clients do: a pair of sessions of one service, the first making what
+/// the second works on (a package to handle, an item to buy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Workload {
+    /// The paper's workflow: a supplier session registers a package, a warehouse session
+    /// scans, validates, inspects and labels it.
+    #[default]
+    SupplyChain,
+    /// A seller session lists an item; a buyer session reserves, pays and confirms it.
+    Escrow,
+}
+
+impl FromStr for Workload {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "supply-chain" => Ok(Self::SupplyChain),
+            "escrow" => Ok(Self::Escrow),
+            other => Err(format!("unknown workload '{other}' (supply-chain, escrow)")),
+        }
+    }
+}
+
+impl Workload {
+    /// The service the devnet runs.
+    pub fn service(self) -> &'static str {
+        match self {
+            Workload::SupplyChain => "supply-chain",
+            Workload::Escrow => "escrow",
+        }
+    }
+
+    /// Prefix of result file names (none for the paper's workload, whose names stay as they were).
+    pub fn file_prefix(self) -> &'static str {
+        match self {
+            Workload::SupplyChain => "",
+            Workload::Escrow => "escrow-",
+        }
+    }
+
+    /// One pair of sessions on fresh objects named after `tag`; `actor` picks which of the two
+    /// demo actors of each kind runs them.
+    pub(crate) async fn sessions(
+        self,
+        client: &WorkflowClient,
+        tag: &str,
+        actor: usize,
+    ) -> Result<[SessionRun; 2], WorkflowError> {
+        match self {
+            Workload::SupplyChain => {
+                let (supplier, operator) = if actor.is_multiple_of(2) { ("sup-1", "op-1") } else { ("sup-2", "op-2") };
+                let package = format!("PKG-{tag}");
+                let made = client.supplier_session(&format!("demo-{supplier}"), supplier, &package).await?;
+                let used = client.warehouse_session(&format!("demo-{operator}"), supplier, &package).await?;
+                Ok([made, used])
+            }
+            Workload::Escrow => {
+                // Each client its own buyer: two sessions paying from one balance at once
+                // conflict (the later commit is refused on L1), which is the service's rule,
+                // not a cost to measure.
+                let seller = if actor.is_multiple_of(2) { "s-1" } else { "s-2" };
+                let buyer = format!("b-{}", actor % bftws_escrow::demo::MORE_BUYERS + 1);
+                let listing = format!("L-{tag}");
+                // One cent: the demo balances pay for thousands of purchases.
+                let made = client.seller_session(&format!("demo-{seller}"), &listing, 1).await?;
+                let used = client.buyer_session(&format!("demo-{buyer}"), &listing).await?;
+                Ok([made, used])
+            }
+        }
+    }
+
+    /// The steps of a pair of sessions under the benchmark's step names: the first session's
+    /// start and commit are `<kind>_start` / `<kind>_commit`, the second's commit `commit_l1`.
+    pub(crate) fn named_steps(self, [made, used]: [SessionRun; 2]) -> Vec<StepTiming> {
+        let kind = match self {
+            Workload::SupplyChain => "supplier",
+            Workload::Escrow => "seller",
+        };
+        let mut steps = Vec::new();
+        for mut step in made.steps {
+            step.step = match (kind, step.step) {
+                ("supplier", "start_session") => "supplier_start",
+                ("supplier", "commit") => "supplier_commit",
+                ("seller", "commit") => "seller_commit",
+                (_, other) => other,
+            };
+            steps.push(step);
+        }
+        for mut step in used.steps {
+            if step.step == "commit" {
+                step.step = "commit_l1";
+            }
+            steps.push(step);
+        }
+        steps
+    }
+}
 
 /// `L1-L2`: L1 validators and L2 replicas (one L2 validator, the rest full nodes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,7 +163,7 @@ pub enum BenchError {
     #[error(transparent)]
     Devnet(#[from] DevnetError),
     #[error(transparent)]
-    Workflow(#[from] crate::workflow::WorkflowError),
+    Workflow(#[from] WorkflowError),
     #[error("bench: I/O on {path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error("bench: {0}")]
@@ -66,8 +172,9 @@ pub enum BenchError {
 
 impl BenchEnv {
     /// A fresh devnet of this size, ready to serve.
-    pub(crate) async fn devnet(&self, size: NetworkSize, name: &str) -> Result<Devnet, BenchError> {
+    pub(crate) async fn devnet(&self, size: NetworkSize, name: &str, workload: Workload) -> Result<Devnet, BenchError> {
         let mut spec = DevnetSpec::new(self.work_dir.join(name), self.node_binary.clone(), self.cometbft.clone());
+        spec.service = workload.service().to_owned();
         spec.l1_validators = size.l1;
         spec.l2_validators = 1;
         spec.l2_full_nodes = size.l2 - 1;

@@ -49,7 +49,36 @@ struct Run {
     mode: String,
     size: NetworkSize,
     steps: BTreeMap<String, Vec<f64>>,
+    /// Step names in the order the run first made them.
+    order: Vec<String>,
     cpu: Option<f64>,
+}
+
+impl Run {
+    /// Runs of the paper's workload (the supply chain) are compared with its figures; other
+    /// workloads' file names start with their name (`escrow-l2-4-1.csv`).
+    fn is_paper_workload(&self) -> bool {
+        self.mode == "l2" || self.mode == "direct-l1"
+    }
+
+    /// The steps that make up the "L2 op" figure: the paper's interactive steps for its
+    /// workload, every step but the commits for the others.
+    fn l2_steps(&self) -> Vec<&str> {
+        if self.is_paper_workload() {
+            L2_STEPS.to_vec()
+        } else {
+            self.order.iter().map(String::as_str).filter(|s| !s.contains("commit")).collect()
+        }
+    }
+
+    /// The steps of the per-step table.
+    fn table_steps(&self) -> Vec<&str> {
+        if self.is_paper_workload() {
+            PAPER_STEPS.to_vec()
+        } else {
+            self.order.iter().map(String::as_str).collect()
+        }
+    }
 }
 
 fn read_runs(dir: &Path) -> Result<Vec<Run>, BenchError> {
@@ -67,14 +96,18 @@ fn read_runs(dir: &Path) -> Result<Vec<Run>, BenchError> {
         };
         let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
         let mut steps: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut order = Vec::new();
         for line in text.lines().skip(1) {
             let cells: Vec<&str> = line.split(',').collect();
             if let (Some(step), Some(latency)) = (cells.get(1), cells.get(5).and_then(|c| c.parse().ok())) {
+                if !steps.contains_key(*step) {
+                    order.push((*step).to_owned());
+                }
                 steps.entry((*step).to_owned()).or_default().push(latency);
             }
         }
         let cpu = std::fs::read_to_string(path.with_extension("cpu")).ok().and_then(|t| t.trim().parse().ok());
-        runs.push(Run { mode, size, steps, cpu });
+        runs.push(Run { mode, size, steps, order, cpu });
     }
     runs.sort_by(|a, b| (a.mode.as_str(), a.size).cmp(&(b.mode.as_str(), b.size)));
     Ok(runs)
@@ -104,8 +137,8 @@ pub fn write_report(out: &Path, paper: Option<&Path>) -> Result<(), BenchError> 
     writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|").ok();
     for run in &runs {
         let config = run.size.to_string();
-        let published = paper.get(&config);
-        let l2 = Summary::of(&collect(run, &L2_STEPS));
+        let published = paper.get(&config).filter(|_| run.is_paper_workload());
+        let l2 = Summary::of(&collect(run, &run.l2_steps()));
         let commit = Summary::of(&collect(run, &["commit_l1"]));
         let paper_l2 = published.and_then(|p| p.get("l2_avg").copied());
         let paper_commit = published.and_then(|p| p.get("commit_l1").copied());
@@ -125,10 +158,12 @@ pub fn write_report(out: &Path, paper: Option<&Path>) -> Result<(), BenchError> 
         )
         .ok();
         let mut rows: Vec<(&str, Summary)> =
-            PAPER_STEPS.iter().map(|s| (*s, Summary::of(&collect(run, &[s])))).collect();
+            run.table_steps().into_iter().map(|s| (s, Summary::of(&collect(run, &[s])))).collect();
         rows.push(("l2_op", l2));
-        for extra in ["supplier_start", "supplier_commit"] {
-            rows.push((extra, Summary::of(&collect(run, &[extra]))));
+        if run.is_paper_workload() {
+            for extra in ["supplier_start", "supplier_commit"] {
+                rows.push((extra, Summary::of(&collect(run, &[extra]))));
+            }
         }
         for (step, s) in rows {
             let paper_key = if step == "l2_op" { "l2_avg" } else { step };
@@ -153,11 +188,11 @@ pub fn write_report(out: &Path, paper: Option<&Path>) -> Result<(), BenchError> 
     writeln!(md, "\n### Per step (mean / p50 / p99, ms) beside the paper's mean\n").ok();
     for run in &runs {
         let config = run.size.to_string();
-        let published = paper.get(&config);
+        let published = paper.get(&config).filter(|_| run.is_paper_workload());
         writeln!(md, "**{} {config}**\n", run.mode).ok();
         writeln!(md, "| step | mean | p50 | p99 | paper mean | paper ÷ ours |").ok();
         writeln!(md, "|---|---|---|---|---|---|").ok();
-        for step in PAPER_STEPS {
+        for step in run.table_steps() {
             let s = Summary::of(&collect(run, &[step]));
             let p = published.and_then(|p| p.get(step).copied());
             writeln!(
@@ -191,9 +226,15 @@ pub fn write_report(out: &Path, paper: Option<&Path>) -> Result<(), BenchError> 
         writeln!(md).ok();
     }
 
-    let concurrency = out.join("concurrency.csv");
-    if let Ok(text) = std::fs::read_to_string(&concurrency) {
-        writeln!(md, "### Concurrency\n").ok();
+    let tables = [
+        ("Concurrency", "concurrency.csv"),
+        ("Concurrency, escrow workload", "escrow-concurrency.csv"),
+        ("Honest commits under a flood of refused bundles", "flood.csv"),
+        ("An idle devnet's CPU, percent of one core", "idle.csv"),
+    ];
+    for (title, file) in tables {
+        let Ok(text) = std::fs::read_to_string(out.join(file)) else { continue };
+        writeln!(md, "### {title}\n").ok();
         let mut lines = text.lines();
         if let Some(header) = lines.next() {
             let columns: Vec<&str> = header.split(',').collect();

@@ -5,7 +5,7 @@
 
 use std::{io::Write, path::PathBuf, time::Duration};
 
-use super::{io_error, BenchEnv, BenchError, CpuSample, NetworkSize};
+use super::{io_error, BenchEnv, BenchError, CpuSample, NetworkSize, Workload};
 use crate::workflow::{StepTiming, WorkflowClient};
 use bftws_framework::registry::Layer;
 
@@ -32,6 +32,7 @@ pub struct SequentialOptions {
     pub iterations: usize,
     pub pause: Duration,
     pub mode: SequentialMode,
+    pub workload: Workload,
     pub out: PathBuf,
 }
 
@@ -41,8 +42,8 @@ pub async fn run_sequential(env: &BenchEnv, options: &SequentialOptions) -> Resu
     std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
     let mut written = Vec::new();
     for size in &options.sizes {
-        let name = format!("{}-{size}", options.mode.name());
-        let devnet = env.devnet(*size, &name).await?;
+        let name = format!("{}{}-{size}", options.workload.file_prefix(), options.mode.name());
+        let devnet = env.devnet(*size, &name, options.workload).await?;
         let api = match options.mode {
             SequentialMode::TwoLayer => devnet.layer(Layer::L2).last(),
             SequentialMode::DirectL1 => devnet.layer(Layer::L1).next(),
@@ -51,7 +52,7 @@ pub async fn run_sequential(env: &BenchEnv, options: &SequentialOptions) -> Resu
         .ok_or_else(|| BenchError::Invalid("devnet without nodes".into()))?;
         let mut client = WorkflowClient::new(api, Duration::from_secs(60));
         // One unmeasured iteration first: the first blocks of a fresh chain are not typical.
-        run_iteration(&client, 0, &name).await?;
+        run_iteration(&client, options.workload, 0, &name).await?;
         client.pause = options.pause;
         let path = dir.join(format!("{name}.csv"));
         let mut csv = std::fs::File::create(&path).map_err(io_error(&path))?;
@@ -59,7 +60,7 @@ pub async fn run_sequential(env: &BenchEnv, options: &SequentialOptions) -> Resu
         let cpu_before = CpuSample::now();
         let started = std::time::Instant::now();
         for iteration in 1..=options.iterations {
-            for step in run_iteration(&client, iteration, &name).await? {
+            for step in run_iteration(&client, options.workload, iteration, &name).await? {
                 writeln!(
                     csv,
                     "{iteration},{},{},{},{},{:.3},{}",
@@ -90,25 +91,13 @@ pub async fn run_sequential(env: &BenchEnv, options: &SequentialOptions) -> Resu
     Ok(written)
 }
 
-/// One supplier session and one warehouse session on a fresh package.
-async fn run_iteration(client: &WorkflowClient, iteration: usize, run: &str) -> Result<Vec<StepTiming>, BenchError> {
-    let package = format!("PKG-{run}-{iteration}");
-    let supplier = client.supplier_session("demo-sup-1", "sup-1", &package).await?;
-    let warehouse = client.warehouse_session("demo-op-1", "sup-1", &package).await?;
-    let mut steps = Vec::new();
-    for mut step in supplier.steps {
-        step.step = match step.step {
-            "start_session" => "supplier_start",
-            "commit" => "supplier_commit",
-            other => other,
-        };
-        steps.push(step);
-    }
-    for mut step in warehouse.steps {
-        if step.step == "commit" {
-            step.step = "commit_l1";
-        }
-        steps.push(step);
-    }
-    Ok(steps)
+/// One pair of the workload's sessions on fresh objects.
+async fn run_iteration(
+    client: &WorkflowClient,
+    workload: Workload,
+    iteration: usize,
+    run: &str,
+) -> Result<Vec<StepTiming>, BenchError> {
+    let sessions = workload.sessions(client, &format!("{run}-{iteration}"), 0).await?;
+    Ok(workload.named_steps(sessions))
 }

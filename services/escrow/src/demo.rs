@@ -15,13 +15,21 @@ use crate::{
 pub const SELLERS: [(&str, &str); 2] = [("s-1", "Northwind Traders"), ("s-2", "Contoso Goods")];
 /// Buyers and their opening balances, in cents.
 pub const BUYERS: [(&str, &str, u64); 2] = [("b-1", "Ada", 100_00), ("b-2", "Grace", 50_00)];
+/// Further demo buyers `b-3` to `b-<n>`, so concurrent clients (the benchmark's workers) each
+/// spend their own balance: sessions paying from one balance at once conflict by design.
+pub const MORE_BUYERS: usize = 64;
+const MORE_BUYERS_BALANCE: u64 = 100_00;
+
+/// Every demo buyer: id, name, opening balance in cents.
+pub fn buyers() -> Vec<(String, String, u64)> {
+    let named = BUYERS.iter().map(|(id, name, balance)| ((*id).to_owned(), (*name).to_owned(), *balance));
+    let more = (3..=MORE_BUYERS).map(|n| (format!("b-{n}"), format!("Buyer {n}"), MORE_BUYERS_BALANCE));
+    named.chain(more).collect()
+}
 
 pub fn reference_data() -> ReferenceData {
     ReferenceData {
-        accounts: BUYERS
-            .iter()
-            .map(|(id, name, balance)| Account { id: (*id).into(), name: (*name).into(), balance: *balance })
-            .collect(),
+        accounts: buyers().into_iter().map(|(id, name, balance)| Account { id, name, balance }).collect(),
         sellers: SELLERS.iter().map(|(id, name)| Seller { id: (*id).into(), name: (*name).into() }).collect(),
     }
 }
@@ -40,8 +48,8 @@ pub fn tokens() -> Vec<(String, Actor)> {
     for (id, _) in SELLERS {
         add(id, roles::SELLER);
     }
-    for (id, ..) in BUYERS {
-        add(id, roles::BUYER);
+    for (id, ..) in buyers() {
+        add(&id, roles::BUYER);
     }
     add("admin", roles::ADMIN);
     add("auditor", roles::AUDITOR);
