@@ -92,17 +92,7 @@ impl WorkflowClient {
 
     /// Starts a session of `kind`; returns its id.
     async fn start(&self, steps: &mut Vec<StepTiming>, token: &str, kind: &str) -> Result<String, WorkflowError> {
-        self.start_as(steps, "start_session", token, kind).await
-    }
-
-    async fn start_as(
-        &self,
-        steps: &mut Vec<StepTiming>,
-        step: &'static str,
-        token: &str,
-        kind: &str,
-    ) -> Result<String, WorkflowError> {
-        let started = self.step(steps, step, token, "/v1/sessions", json!({"kind": kind}), 201).await?;
+        let started = self.step(steps, "start_session", token, "/v1/sessions", json!({"kind": kind}), 201).await?;
         Ok(started["data"]["session_id"].as_str().unwrap_or_default().to_owned())
     }
 
@@ -153,7 +143,7 @@ impl WorkflowClient {
     /// A seller session listing one item at `price` cents, committed: the listing opens.
     pub async fn seller_session(&self, token: &str, listing_id: &str, price: u64) -> Result<SessionRun, WorkflowError> {
         let mut steps = Vec::new();
-        let id = self.start_as(&mut steps, "seller_start", token, "seller").await?;
+        let id = self.start(&mut steps, token, "seller").await?;
         let body = json!({"listing_id": listing_id, "title": format!("item {listing_id}"), "price": price});
         self.step(&mut steps, "list_item", token, &format!("/v1/sessions/{id}/list_item"), body, 201).await?;
         let committed =

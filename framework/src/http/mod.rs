@@ -228,12 +228,12 @@ pub async fn serve_with(
             continue;
         };
         // Every request knows its source (the bundle route budgets refusals per source).
-        let with_peer = tower::util::MapRequestLayer::new(move |mut request: axum::http::Request<_>| {
+        let with_peer = tower::util::MapRequest::new(app.clone(), move |mut request: axum::http::Request<_>| {
             request.extensions_mut().insert(PeerAddr(peer));
             request
         });
         let service = hyper_util::service::TowerToHyperService::new(tower_http::timeout::RequestBodyTimeout::new(
-            tower::Layer::layer(&with_peer, app.clone()),
+            with_peer,
             limits.body_read,
         ));
         let mut stopped = stopped.clone();

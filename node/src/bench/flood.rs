@@ -14,25 +14,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{io_error, stats::Summary, BenchEnv, BenchError, CpuSample, NetworkSize, Workload};
-use crate::{
-    devnet::{L1_CHAIN_ID, L2_CHAIN_ID},
-    local_network,
-    workflow::WorkflowClient,
-};
-use bftws_framework::{
-    app::{
-        self,
-        tx::{Bundle, SignedBundle, SignedOp},
-    },
-    chain::Chain,
-    crypto::SigningKey,
-    demo,
-    http_client::JsonClient,
-    registry::{Actor, Layer, Role},
-};
+use crate::{local_network, workflow::WorkflowClient};
+use bftws_framework::{http_client::JsonClient, registry::Layer};
 
 #[derive(Debug, Clone)]
 pub struct FloodOptions {
@@ -53,7 +39,13 @@ pub async fn run_flood(env: &BenchEnv, options: &FloodOptions) -> Result<PathBuf
     let l2 =
         devnet.layer(Layer::L2).next().map(|n| n.api_url.clone()).ok_or_else(|| BenchError::Invalid("no L2".into()))?;
     let l1: Vec<String> = devnet.layer(Layer::L1).map(|n| format!("{}/v1/l1/bundles", n.api_url)).collect();
-    let floods = Arc::new(flood_bundles().await?);
+    let floods: Vec<Value> = local_network::refused_bundles()
+        .await
+        .map_err(BenchError::Invalid)?
+        .iter()
+        .map(|(bundle, _)| serde_json::to_value(bundle).expect("bundles serialize"))
+        .collect();
+    let floods = Arc::new(floods);
     let client = WorkflowClient::new(l2, Duration::from_secs(60));
     // Warm-up: the first blocks of a fresh chain are not typical.
     client.supplier_session("demo-sup-1", "sup-1", "PKG-FLOOD-WARMUP").await?;
@@ -93,7 +85,7 @@ pub async fn run_flood(env: &BenchEnv, options: &FloodOptions) -> Result<PathBuf
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
         let (cpu_before, started) = (CpuSample::now(), Instant::now());
-        let sent_before = sent.load(Ordering::Relaxed);
+        let (sent_before, limited_before) = (sent.load(Ordering::Relaxed), limited.load(Ordering::Relaxed));
         let mut commits = Vec::new();
         for i in 0..options.sessions {
             let run = client.supplier_session("demo-sup-1", "sup-1", &format!("PKG-FLOOD-{phase}-{i}")).await?;
@@ -109,10 +101,11 @@ pub async fn run_flood(env: &BenchEnv, options: &FloodOptions) -> Result<PathBuf
             let _ = flooder.await;
         }
         let bad = sent.load(Ordering::Relaxed) - sent_before;
+        let answered_429 = limited.load(Ordering::Relaxed) - limited_before;
         let s = Summary::of(&commits);
         writeln!(
             csv,
-            "{},{phase},{},{:.2},{:.2},{:.2},{:.2},{bad},{:.0},{},{cpu:.0}",
+            "{},{phase},{},{:.2},{:.2},{:.2},{:.2},{bad},{:.0},{answered_429},{cpu:.0}",
             options.size,
             commits.len(),
             s.p50,
@@ -120,55 +113,16 @@ pub async fn run_flood(env: &BenchEnv, options: &FloodOptions) -> Result<PathBuf
             s.p99,
             s.max,
             bad as f64 / elapsed,
-            limited.load(Ordering::Relaxed),
         )
         .map_err(io_error(&path))?;
         eprintln!(
-            "[flood {}] {phase}: commit p50 {:.1} ms p99 {:.1} ms over {} sessions; {bad} bad bundles ({:.0}/s), {} answered 429; CPU {cpu:.0}%",
+            "[flood {}] {phase}: commit p50 {:.1} ms p99 {:.1} ms over {} sessions; {bad} bad bundles ({:.0}/s), {answered_429} answered 429; CPU {cpu:.0}%",
             options.size,
             s.p50,
             s.p99,
             commits.len(),
             bad as f64 / elapsed,
-            limited.load(Ordering::Relaxed)
         );
     }
     Ok(path)
-}
-
-/// Three large bundles every L1 node refuses before verifying or executing an op: an unknown
-/// committer, over the op cap with the real commit key, a forged signature.
-async fn flood_bundles() -> Result<Vec<Value>, BenchError> {
-    let local = local_network::demo_with_chain_ids(None, L1_CHAIN_ID, L2_CHAIN_ID)
-        .map_err(|e| BenchError::Invalid(format!("local network: {e}")))?;
-    let supplier = Actor { id: "sup-1".into(), role: Role::new("supplier") };
-    let write = |path: String, body: Value| {
-        let (local, supplier) = (&local, &supplier);
-        async move {
-            local
-                .origin
-                .write(supplier, "POST", &path, body)
-                .await
-                .map_err(|e| BenchError::Invalid(format!("{path}: {e}")))
-        }
-    };
-    let started = write("/v1/sessions".into(), json!({"kind": "supplier"})).await?;
-    let session = started.session_id.ok_or_else(|| BenchError::Invalid("no session id".into()))?;
-    let items = crate::workflow::package_items();
-    let signature = bftws_supply_chain::demo::sign_manifest("sup-1", "PKG-FLOODER", &items);
-    let body = json!({"package_id": "PKG-FLOODER", "items": items, "signature": signature});
-    write(format!("/v1/sessions/{session}/register_package"), body).await?;
-    write(format!("/v1/sessions/{session}/commit"), json!({})).await?;
-    let snapshot = local.l2.snapshot().map_err(|e| BenchError::Invalid(e.to_string()))?;
-    let ops: Vec<SignedOp> = app::session_ops(&snapshot, &session).map_err(|e| BenchError::Invalid(e.to_string()))?;
-    let many: Vec<SignedOp> = ops.iter().cycle().take(300).cloned().collect();
-    let flooder = SigningKey::demo("flooder");
-    let mut forged = SignedBundle::sign(Bundle::new(L2_CHAIN_ID, &session, ops), &demo::commit_key());
-    forged.signature = flooder.sign(b"forged");
-    let bundles = [
-        SignedBundle::sign(Bundle::new(L2_CHAIN_ID, &session, many.clone()), &flooder),
-        SignedBundle::sign(Bundle::new(L2_CHAIN_ID, &session, many), &demo::commit_key()),
-        forged,
-    ];
-    Ok(bundles.iter().map(|b| serde_json::to_value(b).expect("bundles serialize")).collect())
 }

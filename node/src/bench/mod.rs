@@ -98,17 +98,16 @@ impl Workload {
     /// The steps of a pair of sessions under the benchmark's step names: the first session's
     /// start and commit are `<kind>_start` / `<kind>_commit`, the second's commit `commit_l1`.
     pub(crate) fn named_steps(self, [made, used]: [SessionRun; 2]) -> Vec<StepTiming> {
-        let kind = match self {
-            Workload::SupplyChain => "supplier",
-            Workload::Escrow => "seller",
+        let (start, commit) = match self {
+            Workload::SupplyChain => ("supplier_start", "supplier_commit"),
+            Workload::Escrow => ("seller_start", "seller_commit"),
         };
         let mut steps = Vec::new();
         for mut step in made.steps {
-            step.step = match (kind, step.step) {
-                ("supplier", "start_session") => "supplier_start",
-                ("supplier", "commit") => "supplier_commit",
-                ("seller", "commit") => "seller_commit",
-                (_, other) => other,
+            step.step = match step.step {
+                "start_session" => start,
+                "commit" => commit,
+                other => other,
             };
             steps.push(step);
         }
