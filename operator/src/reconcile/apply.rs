@@ -5,7 +5,8 @@
 //!    `deletionPolicy` change takes effect before anything else;
 //! 2. genesis ConfigMaps (created once: immutable) and layer ConfigMaps;
 //! 3. Services;
-//! 4. StatefulSets, then the PodDisruptionBudget.
+//! 4. StatefulSets, then the PodDisruptionBudget;
+//! 5. owner references of the volume claims ([`ClaimsOwner`]).
 //!
 //! Pods mount the Secrets and ConfigMaps, and CometBFT resolves its peers' Service names once,
 //! at start: applying a StatefulSet first would start pods stuck on missing volumes, or nodes
@@ -17,18 +18,19 @@
 //! identical objects changes nothing (no new `resourceVersion`, no pod restarts).
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::reconcile::observe::Observed;
 use crate::reconcile::Happening;
-use crate::resources::{Resources, Retained};
+use crate::resources::{ClaimsOwner, Resources, Retained};
 use crate::{PerLayer, FIELD_MANAGER};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +59,7 @@ pub async fn apply(
     happened: &mut Vec<Happening>,
 ) -> Result<Applied, ApplyError> {
     // Destructured without `..`: a new kind of object does not compile until it is applied.
-    let Resources { retained, genesis, layer_config_maps, services, statefulsets, l1_pdb } = resources;
+    let Resources { retained, genesis, layer_config_maps, services, statefulsets, l1_pdb, claims_owner } = resources;
 
     for object in &retained {
         reconcile_owners(client, namespace, object, observed).await?;
@@ -96,8 +98,40 @@ pub async fn apply(
         l2: server_side_apply(client, namespace, &statefulsets.l2).await?,
     };
     server_side_apply::<PodDisruptionBudget>(client, namespace, &l1_pdb).await?;
+    for claim in &observed.claims {
+        reconcile_claim_owner(client, namespace, claim, &claims_owner).await?;
+    }
 
     Ok(Applied { statefulsets, genesis_json })
+}
+
+/// Adds or removes the BftWebService among a claim's owners ([`ClaimsOwner`]), keeping the
+/// others. The patch carries the claim's resourceVersion: the StatefulSet controller edits the
+/// same list, and a conflict is retried by the next reconcile.
+async fn reconcile_claim_owner(
+    client: &Client,
+    namespace: &str,
+    claim: &PersistentVolumeClaim,
+    claims_owner: &ClaimsOwner,
+) -> Result<(), ApplyError> {
+    let current = claim.owner_references();
+    let mut wanted: Vec<OwnerReference> =
+        current.iter().filter(|owner| owner.uid != claims_owner.owner.uid).cloned().collect();
+    if claims_owner.owns {
+        wanted.push(claims_owner.owner.clone());
+    }
+    if wanted == current {
+        return Ok(());
+    }
+    let owners = if wanted.is_empty() { Value::Null } else { json!(wanted) };
+    let patch = json!({"metadata": {"resourceVersion": claim.resource_version(), "ownerReferences": owners}});
+    let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
+    let name = claim.name_any();
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
+        .patch(&name, &params, &Patch::Merge(&patch))
+        .await
+        .map(drop)
+        .map_err(error("setting owner references of", "PersistentVolumeClaim", &name))
 }
 
 fn stored_genesis(config_map: Option<&ConfigMap>) -> Option<String> {

@@ -45,9 +45,11 @@ use crate::resources::names::Names;
 use crate::resources::{labels, BuildError};
 use crate::{PerLayer, FIELD_MANAGER};
 
-/// Every reconciliation is repeated this often even when nothing is watched to change (the
-/// Secrets the operator does not watch, pods' readiness between StatefulSet updates).
-const RESYNC: Duration = Duration::from_secs(300);
+/// Every reconciliation is repeated this often even when nothing is watched to change: the
+/// chains' heights in status (`kubectl get bftws`), the Secrets the operator does not watch,
+/// pods' readiness between StatefulSet updates. A repeat that finds everything as built writes
+/// nothing but a status whose heights moved (server-side apply of identical objects is a no-op).
+const RESYNC: Duration = Duration::from_secs(15);
 /// Backoff after errors: doubles from the first to the cap, per object.
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(300);

@@ -6,7 +6,7 @@
 //! writes.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
 use kube::api::ListParams;
 use kube::{Api, Client};
 
@@ -37,6 +37,8 @@ pub struct Observed {
     pub reference_data: Option<ConfigMap>,
     pub statefulsets: PerLayer<Option<StatefulSet>>,
     pub pods: Vec<Pod>,
+    /// Every volume claim of the deployment, of current and of scaled-away ordinals.
+    pub claims: Vec<PersistentVolumeClaim>,
 }
 
 impl Observed {
@@ -91,6 +93,12 @@ pub async fn observe(client: &Client, obj: &BftWebService, names: &Names) -> Res
         .list(&ListParams::default().labels(&selector))
         .await
         .map_err(error("Pod", &format!("*?{selector}")))?
+        .items;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    observed.claims = claims
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(error("PersistentVolumeClaim", &format!("*?{selector}")))?
         .items;
     Ok(observed)
 }

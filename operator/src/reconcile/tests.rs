@@ -13,6 +13,7 @@ use crate::fixtures::{self, cr_path, demo_ws, FakeApiServer};
 const SECRETS: &str = "/api/v1/namespaces/shop/secrets";
 const CONFIG_MAPS: &str = "/api/v1/namespaces/shop/configmaps";
 const STATEFULSETS: &str = "/apis/apps/v1/namespaces/shop/statefulsets";
+const CLAIMS: &str = "/api/v1/namespaces/shop/persistentvolumeclaims";
 
 fn server_with(obj: &BftWebService) -> FakeApiServer {
     let server = FakeApiServer::default();
@@ -68,7 +69,7 @@ async fn creating_a_deployment_writes_every_object_in_dependency_order() {
     let server = server_with(&demo_ws());
     let ctx = fixtures::context(&server);
     let action = reconcile_once(&server, &ctx).await;
-    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    assert_eq!(action, Action::requeue(super::RESYNC));
 
     let writes: Vec<String> = server
         .calls()
@@ -284,6 +285,41 @@ async fn deletion_policy_decides_what_garbage_collection_removes() {
     for path in &identity {
         assert_eq!(owner_kinds(&server.get(path).unwrap()), Vec::<String>::new(), "{path}");
     }
+}
+
+/// A claim of a scaled-away L2 ordinal belongs to no StatefulSet: under `Delete` the
+/// BftWebService owns every claim of the deployment (beside the StatefulSet, which stays the
+/// controller), under `Retain` none.
+#[tokio::test]
+async fn delete_policy_owns_every_volume_claim_and_retain_none() {
+    let server = server_with(&demo_ws());
+    let ctx = fixtures::context(&server);
+    let statefulset =
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "demo-ws-l2", "uid": "sts", "controller": true});
+    let live = format!("{CLAIMS}/data-demo-ws-l2-0");
+    let scaled_away = format!("{CLAIMS}/data-demo-ws-l2-5");
+    server.put(
+        &live,
+        json!({"metadata": {"name": "data-demo-ws-l2-0", "resourceVersion": "1", "ownerReferences": [statefulset]}}),
+    );
+    server.put(&scaled_away, json!({"metadata": {"name": "data-demo-ws-l2-5", "resourceVersion": "1"}}));
+    let owners = |path: &str| owner_kinds(&server.get(path).unwrap());
+
+    reconcile_once(&server, &ctx).await;
+    assert_eq!(owners(&live), ["StatefulSet"]);
+    assert_eq!(owners(&scaled_away), Vec::<String>::new());
+
+    edit_spec(&server, |spec| spec["deletionPolicy"] = json!("Delete"));
+    reconcile_once(&server, &ctx).await;
+    assert_eq!(owners(&live), ["StatefulSet", "BftWebService"]);
+    assert_eq!(owners(&scaled_away), ["BftWebService"]);
+    let added = &server.get(&scaled_away).unwrap()["metadata"]["ownerReferences"][0];
+    assert!(added.get("controller").is_none(), "a second controller would be refused: {added}");
+
+    edit_spec(&server, |spec| spec["deletionPolicy"] = json!("Retain"));
+    reconcile_once(&server, &ctx).await;
+    assert_eq!(owners(&live), ["StatefulSet"]);
+    assert_eq!(owners(&scaled_away), Vec::<String>::new());
 }
 
 /// A deployment created with `Delete` owns its keys from the start.

@@ -57,6 +57,21 @@ pub struct Resources {
     pub services: Vec<Service>,
     pub statefulsets: PerLayer<StatefulSet>,
     pub l1_pdb: PodDisruptionBudget,
+    /// Who, besides the StatefulSets, owns the deployment's volume claims.
+    pub claims_owner: ClaimsOwner,
+}
+
+/// A claim of an ordinal a StatefulSet no longer has (L2 scaled down: `whenScaled: Retain`)
+/// belongs to no StatefulSet, so `whenDeleted: Delete` never reaches it. Under
+/// `deletionPolicy: Delete` every claim of the deployment is therefore also owned by the
+/// BftWebService (garbage collection removes an object once all its owners are gone); under
+/// `Retain`, by nothing of the operator's.
+#[derive(Debug, Clone)]
+pub struct ClaimsOwner {
+    /// The BftWebService, as a plain (not controller) owner: a claim of a live pod already has
+    /// the StatefulSet as its controller.
+    pub owner: OwnerReference,
+    pub owns: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +117,10 @@ pub fn build(v: &ValidatedBftws, keys: &KeyMaterial) -> Result<Resources, BuildE
         services: service::build_services(v),
         statefulsets,
         l1_pdb: pdb::build_l1_pdb(v),
+        claims_owner: ClaimsOwner {
+            owner: OwnerReference { controller: None, block_owner_deletion: None, ..v.owner.clone() },
+            owns: v.deletion_policy == DeletionPolicy::Delete,
+        },
     })
 }
 
