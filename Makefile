@@ -8,7 +8,7 @@ export BFTWS_CACHE
 NODE_IMAGE ?= localhost/bftws-node:dev
 OPERATOR_IMAGE ?= localhost/bftws-operator:dev
 
-.PHONY: run demo dev bench test e2e setup build dev-build lint fmt unit openapi crds manifests check-generated image image-smoke prometheus-check clean
+.PHONY: run demo dev bench test e2e e2e-kwok e2e-cluster setup build dev-build lint fmt unit openapi crds manifests check-generated image image-smoke prometheus-check clean
 
 BIN = "$${CARGO_TARGET_DIR:-target}/release/bftws-node"
 # Every dev build selects the same packages, targets and features, so dependencies compile once
@@ -47,12 +47,25 @@ image-smoke: image
 prometheus-check: dev-build
 	./scripts/prometheus-check.sh
 
-## e2e: the operator against a real kube-apiserver built from Go modules (cached under $HOME); one
-## of its two replicas runs from the operator image (E2E_IMAGE= runs both from the host build)
+## e2e: both Kubernetes suites (below), on a control plane built from Go modules (cached under $HOME)
+e2e: e2e-kwok e2e-cluster
+
+## e2e-kwok: the operator against a real kube-apiserver with kwok's fake nodes (Helm, RBAC, leader
+## election, admission, the objects it builds); one of its two replicas runs from the operator
+## image (E2E_IMAGE= runs both from the host build)
 E2E_IMAGE ?= $(OPERATOR_IMAGE)
-e2e: $(if $(E2E_IMAGE),image) dev-build
+e2e-kwok: $(if $(E2E_IMAGE),image) dev-build
 	./scripts/k8s-testenv.sh build >/dev/null
 	dir=$$(mktemp -d) && OPERATOR_IMAGE=$(E2E_IMAGE) ./scripts/k8s-testenv.sh run "$$dir/k8s" -- ./scripts/operator-e2e.sh
+
+## e2e-cluster: the same control plane with one real node (kubelet, containerd, CNI, kube-proxy,
+## CoreDNS): helm install from the operator image, the 4-1 sample on real pods of the node image,
+## sessions committed, L2 scaled, a validator deleted, deletion with Retain and Delete (root)
+e2e-cluster: image dev-build
+	K8S_TESTENV_KUBELET=1 ./scripts/k8s-testenv.sh build >/dev/null
+	./scripts/install-helm.sh >/dev/null
+	dir=$$(mktemp -d) && K8S_TESTENV_KUBELET=1 NODE_IMAGE=$(NODE_IMAGE) OPERATOR_IMAGE=$(OPERATOR_IMAGE) \
+		./scripts/k8s-testenv.sh run "$$dir/k8s" -- ./scripts/cluster-e2e.sh
 
 setup:
 	@./scripts/setup.sh

@@ -11,6 +11,17 @@
 #   scripts/k8s-testenv.sh run DIR -- CMD…  start, run CMD with KUBECONFIG set, always stop;
 #                                           exit with CMD's status
 #   scripts/k8s-testenv.sh env DIR          print `export KUBECONFIG=…; export PATH=…` for a started DIR
+#   scripts/k8s-testenv.sh load DIR IMAGE…  (real node only) copy podman images into the node's
+#                                           containerd, as a registry pull would
+#
+# Two kinds of node:
+# - default: kwok with fake nodes that marks pods Running and Ready (many nodes, fast; no
+#   container runs);
+# - K8S_TESTENV_KUBELET=1 (for build, start and run; root): one real node, kubelet on
+#   containerd and runc, CNI bridge networking, kube-proxy and CoreDNS, local PersistentVolumes,
+#   in a network namespace of its own with the control plane (scripts/k8s-testenv-kubelet.sh
+#   says where everything lives). `run` runs COMMAND in that network namespace; `env` prints
+#   the namespace's name. `stop` fails if anything of the node is left behind.
 #
 # `start` returns once /readyz answers, kwok has made the fake nodes Ready and the
 # default ServiceAccount exists; it cleans up after itself if any step fails.
@@ -24,8 +35,9 @@
 # Binaries are cached in $BFTWS_CACHE/k8s/<version>/bin (default ~/.cache/bftws).
 #
 # Environment knobs: K8S_TESTENV_NODES (fake nodes, default 3),
-# K8S_TESTENV_PVS (pre-created hostPath PersistentVolumes of the default
-# StorageClass "standard", default 32), K8S_TESTENV_READY_TIMEOUT (seconds, default 120).
+# K8S_TESTENV_PVS (pre-created PersistentVolumes of the default StorageClass
+# "standard": hostPath ones with kwok, local ones on the real node; default 32),
+# K8S_TESTENV_READY_TIMEOUT (seconds, default 120; 300 with a real node).
 set -euo pipefail
 
 # ---- pinned versions (the only place they are set) --------------------------
@@ -34,6 +46,8 @@ set -euo pipefail
 KUBE_VERSION=v1.36.3
 ETCD_VERSION=v3.6.8
 KWOK_VERSION=v0.8.0
+# github.com/coredns/coredns in tools/coredns/go.mod (the real node's cluster DNS).
+COREDNS_VERSION=v1.15.0
 # ------------------------------------------------------------------------------
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,11 +56,18 @@ CACHE_ROOT="${BFTWS_CACHE:-$HOME/.cache/bftws}"
 BIN_DIR="$CACHE_ROOT/k8s/$KUBE_VERSION/bin"
 NODES="${K8S_TESTENV_NODES:-3}"
 PVS="${K8S_TESTENV_PVS:-32}"
-READY_TIMEOUT="${K8S_TESTENV_READY_TIMEOUT:-120}"
+SERVICE_CIDR=10.0.0.0/24 # the apiserver's Service is its .1
+KUBELET_NODE="${K8S_TESTENV_KUBELET:-}"
+[[ -z $KUBELET_NODE || $KUBELET_NODE == 1 ]] || { echo "k8s-testenv: K8S_TESTENV_KUBELET is 1 or unset" >&2; exit 2; }
+READY_TIMEOUT="${K8S_TESTENV_READY_TIMEOUT:-$([[ -n $KUBELET_NODE ]] && echo 300 || echo 120)}"
 export GOTOOLCHAIN=local
+# Prefixes that put a command into the real node's namespaces (empty with kwok).
+IN_NODE=() IN_NET=() NETNS=""
 
 log() { echo "k8s-testenv: $*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=scripts/k8s-testenv-kubelet.sh
+. "$ROOT/scripts/k8s-testenv-kubelet.sh"
 
 # ---- build ----------------------------------------------------------------------
 KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
@@ -76,7 +97,7 @@ kwok_stages() {
 }
 
 cmd_build() {
-	if built; then echo "$BIN_DIR"; return 0; fi
+	if built && { [[ -z $KUBELET_NODE ]] || node_built; }; then echo "$BIN_DIR"; return 0; fi
 	command -v go >/dev/null || die "Go is required (go build / go install)"
 	grep -q "^	k8s.io/kubernetes $KUBE_VERSION\$" "$MODDIR/go.mod" ||
 		die "tools/k8s-testenv/go.mod does not require k8s.io/kubernetes $KUBE_VERSION"
@@ -111,6 +132,7 @@ cmd_build() {
 	fi
 	[[ -s $BIN_DIR/kwok-stages.yaml ]] || kwok_stages "$BIN_DIR/kwok-stages.yaml"
 	echo "$KUBE_VERSION $ETCD_VERSION $KWOK_VERSION" >"$BIN_DIR/.stamp"
+	[[ -z $KUBELET_NODE ]] || node_build "$ld"
 	echo "$BIN_DIR"
 }
 
@@ -140,8 +162,9 @@ free_port() { # free_port VAR: set VAR to a free port
 spawn() {
 	local dir=$1 name=$2 bin=$3
 	shift 3
-	setsid "$bin" "$@" </dev/null >"$dir/logs/$name.log" 2>&1 &
+	setsid "${IN_NODE[@]}" "$bin" "$@" </dev/null >"$dir/logs/$name.log" 2>&1 &
 	echo "$! $name $bin" >>"$dir/pids"
+	disown "$!" # stopped by `stop`, not waited for: no job notices
 }
 
 alive() { # alive PID BINARY: the process exists and still runs BINARY (no PID reuse)
@@ -273,27 +296,48 @@ cmd_start() {
 	command -v openssl >/dev/null || die "openssl is required (apt-get install openssl)"
 	local t0=$SECONDS
 	cmd_build >/dev/null
+	[[ -z $KUBELET_NODE || ! -e $dir/node/netns ]] || die "$dir still has a node's network namespace; stop it first"
 	CLEANUP_DIR=$dir # from here on, a failure stops what was started
-	rm -rf "$dir/pki" "$dir/etcd" "$dir/logs" "$dir/certs" "$dir/pids" "$dir/kubeconfig"
+	rm -rf "$dir/pki" "$dir/etcd" "$dir/logs" "$dir/certs" "$dir/pids" "$dir/kubeconfig" "$dir/node"
 	mkdir -p "$dir/pki" "$dir/logs" "$dir/certs"
 	local pki=$dir/pki
 	: >"$dir/pids"
+	local san_ip="" bind=127.0.0.1 advertise=127.0.0.1 node_flags=()
+	if [[ -n $KUBELET_NODE ]]; then
+		[[ $(id -u) == 0 ]] || die "a real node needs root"
+		mkdir -p "$dir/node"
+		sysctl_values >"$dir/node/sysctl.saved"
+		node_namespaces "$dir" # sets NETNS and IN_NODE
+		IN_NET=(in_net)
+		san_ip=",IP:$NODE_IP"
+		# Inside the test's network namespace: reachable from pods through the bridge.
+		bind=0.0.0.0 advertise=$NODE_IP
+		node_flags=(--kubelet-client-certificate="$pki/apiserver-kubelet-client.crt"
+			--kubelet-client-key="$pki/apiserver-kubelet-client.key"
+			--kubelet-preferred-address-types=InternalIP,Hostname)
+	fi
 
 	# PKI: a CA, the apiserver's serving cert, client certs, the service-account key pair.
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -sha256 \
 		-subj "/CN=bftws-testenv-ca" -addext basicConstraints=critical,CA:TRUE \
 		-addext keyUsage=critical,keyCertSign,cRLSign,digitalSignature -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
 	gen_cert "$pki" apiserver "/CN=kube-apiserver" \
-		"IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+		"IP:127.0.0.1,IP:10.0.0.1$san_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 	gen_cert "$pki" admin "/O=system:masters/CN=bftws-testenv-admin"
 	gen_cert "$pki" controller-manager "/CN=system:kube-controller-manager"
 	gen_cert "$pki" scheduler "/CN=system:kube-scheduler"
 	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$pki/sa.key" 2>/dev/null
 	openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+	[[ -z $KUBELET_NODE ]] || node_certs "$pki"
 
 	local etcd_port etcd_peer api_port kcm_port sched_port
-	free_port etcd_port; free_port etcd_peer; free_port api_port
-	free_port kcm_port; free_port sched_port
+	if [[ -n $KUBELET_NODE ]]; then
+		# The namespace is the test's own: the usual ports are free.
+		etcd_port=2379 etcd_peer=2380 api_port=$API_PORT kcm_port=10257 sched_port=10259
+	else
+		free_port etcd_port; free_port etcd_peer; free_port api_port
+		free_port kcm_port; free_port sched_port
+	fi
 	local server="https://127.0.0.1:$api_port"
 	write_kubeconfig "$dir/kubeconfig" "$server" "$pki" admin
 	write_kubeconfig "$dir/controller-manager.kubeconfig" "$server" "$pki" controller-manager
@@ -308,18 +352,18 @@ cmd_start() {
 
 	spawn "$dir" kube-apiserver "$BIN_DIR/kube-apiserver" \
 		--etcd-servers="http://127.0.0.1:$etcd_port" \
-		--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
+		--bind-address="$bind" --advertise-address="$advertise" --secure-port="$api_port" "${node_flags[@]}" \
 		--cert-dir="$dir/certs" --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
 		--client-ca-file="$pki/ca.crt" \
 		--authorization-mode=Node,RBAC \
 		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 		--service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
-		--service-cluster-ip-range=10.0.0.0/24 \
+		--service-cluster-ip-range="$SERVICE_CIDR" \
 		--allow-privileged=true --profiling=false --v=1
 
 	# Wait for /readyz (kubectl with the admin kubeconfig: no other HTTP client needed).
 	local deadline=$((SECONDS + READY_TIMEOUT))
-	until "$BIN_DIR/kubectl" --kubeconfig="$dir/kubeconfig" get --raw=/readyz >/dev/null 2>&1; do
+	until "${IN_NET[@]}" "$BIN_DIR/kubectl" --kubeconfig="$dir/kubeconfig" get --raw=/readyz >/dev/null 2>&1; do
 		check_alive "$dir" || die "control plane failed to start"
 		((SECONDS < deadline)) || die "kube-apiserver not ready after ${READY_TIMEOUT}s; see $dir/logs"
 		sleep 0.3
@@ -342,36 +386,49 @@ cmd_start() {
 		--bind-address=127.0.0.1 --secure-port="$sched_port" \
 		--leader-elect=false --profiling=false --v=1
 
-	cp "$BIN_DIR/kwok-stages.yaml" "$dir/kwok.yaml"
-	spawn "$dir" kwok "$BIN_DIR/kwok" \
-		--config="$dir/kwok.yaml" --kubeconfig="$dir/kubeconfig" \
-		--manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-		--node-lease-duration-seconds=40 --cidr=10.244.0.0/16 --node-ip=10.1.0.1
+	if [[ -n $KUBELET_NODE ]]; then
+		node_config "$dir"
+		node_start "$dir" "$deadline"
+		node_cluster_objects "$dir" | in_net "$BIN_DIR/kubectl" --kubeconfig="$dir/kubeconfig" apply -f - >"$dir/logs/objects.log"
+		node_wait_ready "$dir" "$deadline"
+	else
+		cp "$BIN_DIR/kwok-stages.yaml" "$dir/kwok.yaml"
+		spawn "$dir" kwok "$BIN_DIR/kwok" \
+			--config="$dir/kwok.yaml" --kubeconfig="$dir/kubeconfig" \
+			--manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+			--node-lease-duration-seconds=40 --cidr=10.244.0.0/16 --node-ip=10.1.0.1
 
-	cluster_objects | "$BIN_DIR/kubectl" --kubeconfig="$dir/kubeconfig" apply -f - >"$dir/logs/objects.log"
+		cluster_objects | "$BIN_DIR/kubectl" --kubeconfig="$dir/kubeconfig" apply -f - >"$dir/logs/objects.log"
 
-	# Ready for tests: kwok has made the nodes Ready, and the default ServiceAccount exists
-	# (the ServiceAccount admission plugin refuses pods until it does).
-	until "$BIN_DIR/kubectl" --kubeconfig="$dir/kubeconfig" wait --for=condition=Ready node --all --timeout=2s >/dev/null 2>&1 &&
-		"$BIN_DIR/kubectl" --kubeconfig="$dir/kubeconfig" -n default get serviceaccount default >/dev/null 2>&1; do
-		check_alive "$dir" || die "control plane failed to start"
-		((SECONDS < deadline)) || die "nodes or default ServiceAccount not ready after ${READY_TIMEOUT}s; see $dir/logs"
-		sleep 0.3
-	done
+		# Ready for tests: kwok has made the nodes Ready, and the default ServiceAccount exists
+		# (the ServiceAccount admission plugin refuses pods until it does).
+		until "$BIN_DIR/kubectl" --kubeconfig="$dir/kubeconfig" wait --for=condition=Ready node --all --timeout=2s >/dev/null 2>&1 &&
+			"$BIN_DIR/kubectl" --kubeconfig="$dir/kubeconfig" -n default get serviceaccount default >/dev/null 2>&1; do
+			check_alive "$dir" || die "control plane failed to start"
+			((SECONDS < deadline)) || die "nodes or default ServiceAccount not ready after ${READY_TIMEOUT}s; see $dir/logs"
+			sleep 0.3
+		done
+	fi
 	check_alive "$dir" || die "control plane failed to start"
 
 	printf 'export KUBECONFIG=%q\nexport PATH=%q:"$PATH"\n' "$dir/kubeconfig" "$BIN_DIR" >"$dir/env"
+	[[ -z $NETNS ]] || printf '# The cluster is reached from inside its network namespace: ip netns exec %s COMMAND\nexport K8S_TESTENV_NETNS=%q\n' \
+		"$NETNS" "$NETNS" >>"$dir/env"
 	CLEANUP_DIR=""
 	log "ready in $((SECONDS - t0))s: $server (logs in $dir/logs; stop with: $0 stop $dir)"
 	echo "$dir/kubeconfig"
 }
 
-cmd_stop() {
-	local dir=${1:?usage: $0 stop DIR} pid name bin i
+# stop_recorded DIR [NAME]: TERM (then KILL after 15 s) the processes recorded in DIR/pids, in
+# reverse start order; only NAME's when given.
+stop_recorded() {
+	local dir=$1 only=${2:-} pid name bin i
 	[[ -f $dir/pids ]] || return 0
 	local -a pids=() bins=()
-	while read -r pid name bin; do pids=("$pid" "${pids[@]}") bins=("$bin" "${bins[@]}"); done <"$dir/pids"
-	# Reverse start order: kwok, scheduler, controller-manager, apiserver, etcd.
+	while read -r pid name bin; do
+		[[ -z $only || $name == "$only" ]] || continue
+		pids=("$pid" "${pids[@]}") bins=("$bin" "${bins[@]}")
+	done <"$dir/pids"
 	for i in "${!pids[@]}"; do
 		alive "${pids[i]}" "${bins[i]}" && kill -TERM "${pids[i]}" 2>/dev/null || true
 	done
@@ -385,8 +442,18 @@ cmd_stop() {
 	for i in "${!pids[@]}"; do
 		alive "${pids[i]}" "${bins[i]}" && kill -KILL "${pids[i]}" 2>/dev/null || true
 	done
+	return 0
+}
+
+cmd_stop() {
+	local dir=${1:?usage: $0 stop DIR} rc=0
+	[[ -f $dir/pids || -d $dir/node ]] || return 0
+	# A real node's containers and namespaces first; it stops the recorded processes too.
+	if [[ -d $dir/node ]]; then node_stop "$dir" || rc=1; fi
+	stop_recorded "$dir"
 	rm -f "$dir/pids" "$dir/env"
 	rm -rf "$dir/etcd"
+	((rc == 0)) || die "stopped $dir, but left things behind (listed above)"
 	log "stopped $dir"
 }
 
@@ -402,7 +469,8 @@ cmd_run() {
 	CLEANUP_DIR=$dir # always stop, whatever the command does
 	# In the background (stdin kept) so that a TERM/INT to this script is handled at once:
 	# the EXIT trap then ends the command and stops the control plane.
-	KUBECONFIG=$dir/kubeconfig PATH="$BIN_DIR:$PATH" "$@" <&0 &
+	[[ -z $KUBELET_NODE ]] || { NETNS=$(cat "$dir/node/netns"); IN_NET=(in_net); }
+	KUBECONFIG=$dir/kubeconfig PATH="$BIN_DIR:$PATH" K8S_TESTENV_DIR=$dir "${IN_NET[@]}" "$@" <&0 &
 	CMD_PID=$!
 	wait "$CMD_PID" || rc=$?
 	CMD_PID=""
@@ -430,5 +498,6 @@ start) cmd_start "${2:-}" ;;
 stop) cmd_stop "${2:-}" ;;
 run) shift; cmd_run "$@" ;;
 env) [[ -f ${2:?usage: $0 env DIR}/env ]] || die "$2 is not started"; cat "$2/env" ;;
+load) shift; [[ $# -ge 2 ]] || die "usage: $0 load DIR IMAGE..."; node_load "$(cd "$1" && pwd)" "${@:2}" ;;
 *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac
