@@ -5,6 +5,7 @@ use std::{future::Future, pin::Pin};
 
 use crate::{
     app::{LedgerEntry, TxCode},
+    cometbft::CometRpc,
     store::{Snapshot, StoreError},
 };
 
@@ -51,5 +52,11 @@ pub trait Chain: Send + Sync + 'static {
     /// `Ok` when this node can serve: its application is connected and its chain caught up.
     fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// The CometBFT node under this chain, where blocks, commits and results are read for
+    /// proofs; `None` for a chain without one (the in-process sequencer).
+    fn cometbft(&self) -> Option<&CometRpc> {
+        None
     }
 }

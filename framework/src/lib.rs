@@ -27,5 +27,6 @@ pub mod local_network;
 pub mod metrics;
 pub mod node_process;
 pub mod origin;
+pub mod proof;
 pub mod registry;
 pub mod store;

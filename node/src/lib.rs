@@ -6,6 +6,7 @@ pub mod cluster_files;
 pub mod devnet;
 pub mod local_network;
 pub mod pod_init;
+pub mod verify;
 pub mod workflow;
 
 pub use bftws_services as services;

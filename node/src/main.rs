@@ -12,7 +12,7 @@ use bftws_node::{
     },
     cluster_files::ClusterShape,
     devnet::{Devnet, DevnetSpec},
-    local_network, services,
+    local_network, services, verify,
     workflow::{SessionRun, WorkflowClient},
 };
 use bftws_supply_chain::demo;
@@ -113,6 +113,28 @@ enum Command {
         /// The package the two sessions register and handle: an id not used before.
         #[arg(long)]
         package_id: String,
+    },
+    /// Check that a session is final on L1, trusting no node: its proof (from an L1 node, or a
+    /// saved file) against L1's genesis validators. Prints what was verified; exits non-zero
+    /// naming the check that failed.
+    Verify {
+        /// An L1 node's API base URL, e.g. http://127.0.0.1:27100.
+        #[arg(long, required_unless_present = "proof")]
+        l1: Option<String>,
+        /// A bearer token the L1 node accepts for reads.
+        #[arg(long, default_value = "demo-auditor")]
+        token: String,
+        #[arg(long)]
+        session: String,
+        /// The trust anchor: L1's genesis.json (its chain id and validator set).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Verify this saved proof instead of fetching one.
+        #[arg(long, conflicts_with = "l1")]
+        proof: Option<PathBuf>,
+        /// Also write the fetched proof here (JSON), for checking again later.
+        #[arg(long)]
+        save: Option<PathBuf>,
     },
     /// Write what the operator would mount into each pod of an L1 + L2 deployment (layer
     /// manifests, genesis, keys, DEMO tokens and commit key) to run the node image without
@@ -289,7 +311,20 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             run_devnet(spec, demo, exit_after_demo).await
         }
         Command::Bench { command } => run_bench(command).await,
-        Command::Demo { api, package_id } => run_demo(&api, &package_id).await,
+        Command::Demo { api, package_id } => run_demo(&api, &package_id).await.map(drop),
+        Command::Verify { l1, token, session, genesis, proof, save } => {
+            let source = match (&proof, &l1) {
+                (Some(path), _) => verify::ProofSource::File(path),
+                (None, Some(l1)) => verify::ProofSource::Node { l1, token: &token },
+                (None, None) => return Err("give --l1 URL or --proof FILE".into()),
+            };
+            let (proof, verified) = verify::verify(source, &genesis, &session).await?;
+            if let Some(path) = save {
+                std::fs::write(&path, serde_json::to_vec_pretty(&proof)?)?;
+            }
+            println!("{}", verify::report(&verified));
+            Ok(())
+        }
         Command::ClusterFiles { l1, l2, l2_validators, out } => {
             if l2_validators == 0 || l2_validators > l2 {
                 return Err(format!("--l2-validators must be between 1 and --l2 ({l2})").into());
@@ -350,7 +385,16 @@ async fn run_devnet(spec: DevnetSpec, demo: bool, exit_after_demo: bool) -> Resu
     }
     if demo {
         let api = devnet.layer(Layer::L2).next().map(|n| n.api_url.clone()).ok_or("no L2 node")?;
-        run_demo(&api, &format!("PKG-DEMO-{}", std::process::id())).await?;
+        let sessions = run_demo(&api, &format!("PKG-DEMO-{}", std::process::id())).await?;
+        // Anyone can check the receipts against L1's genesis, trusting no node.
+        let l1 = devnet.layer(Layer::L1).next().ok_or("no L1 node")?;
+        let genesis = l1.dir.join("cometbft/config/genesis.json");
+        for session in &sessions {
+            println!("bftws-node verify --l1 {} --session {session} --genesis {}", l1.api_url, genesis.display());
+            let source = verify::ProofSource::Node { l1: &l1.api_url, token: "demo-auditor" };
+            let (_, verified) = verify::verify(source, &genesis, session).await?;
+            println!("{}", verify::report(&verified));
+        }
         if exit_after_demo {
             devnet.stop_all();
             return Ok(());
@@ -365,13 +409,13 @@ async fn run_devnet(spec: DevnetSpec, demo: bool, exit_after_demo: bool) -> Resu
 
 /// One supplier and one warehouse session on `package_id` against `api`, printing each step and
 /// the receipts.
-async fn run_demo(api: &str, package_id: &str) -> Result<(), Box<dyn std::error::Error>> {
+async fn run_demo(api: &str, package_id: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let client = WorkflowClient::new(api, Duration::from_secs(30));
     let supplier = client.supplier_session("demo-sup-1", "sup-1", package_id).await?;
     print_session("supplier session", &supplier);
     let warehouse = client.warehouse_session("demo-op-1", "sup-1", package_id).await?;
     print_session("warehouse session", &warehouse);
-    Ok(())
+    Ok(vec![supplier.session_id, warehouse.session_id])
 }
 
 fn print_session(title: &str, run: &SessionRun) {

@@ -536,3 +536,88 @@ async fn the_escrow_service_commits_purchases_to_l1_and_l1_refuses_a_tampered_bu
     let (status, _) = client.get(&api(&devnet, "l1-0"), "demo-auditor", "/v1/listings/L-FORGED").await;
     assert_eq!(status, 404, "nothing of the tampered bundle applied");
 }
+
+/// A committed session's proof verifies against the L1 genesis alone (fetched from a node, and
+/// again from a saved file); the same proof with one thing changed fails, naming the check.
+#[tokio::test]
+async fn session_proofs_verify_against_the_l1_genesis_and_any_change_is_caught() {
+    use bftws_framework::proof::{self, ProofError, TrustedL1};
+    use bftws_node::verify::{self, ProofSource};
+
+    let _one = ONE_DEVNET_AT_A_TIME.lock().await;
+    let (dir, spec) = spec("proofs", 32800);
+    let devnet = start(spec).await;
+    let client = WorkflowClient::new(api(&devnet, "l2-0"), Duration::from_secs(30));
+    let run = client.supplier_session("demo-sup-1", "sup-1", "PKG-PROOF-1").await.expect("supplier session");
+    let genesis = devnet.node("l1-0").unwrap().dir.join("cometbft/config/genesis.json");
+    let l1 = api(&devnet, "l1-1");
+    let (proof, verified) =
+        verify::verify(ProofSource::Node { l1: &l1, token: "demo-auditor" }, &genesis, &run.session_id)
+            .await
+            .expect("the proof of a committed session verifies");
+    assert_eq!(Some(verified.height), run.receipt["height"].as_u64());
+    assert_eq!(Some(verified.tx_hash.as_str()), run.receipt["tx_hash"].as_str());
+    assert_eq!(Some(verified.bundle_hash.as_str()), run.receipt["bundle_hash"].as_str());
+    assert!(3 * verified.signed_power > 2 * verified.total_power, "{verified:?}");
+    let saved = dir.path().join("proof.json");
+    std::fs::write(&saved, serde_json::to_vec(&proof).unwrap()).unwrap();
+    verify::verify(ProofSource::File(&saved), &genesis, &run.session_id).await.expect("the saved proof verifies");
+
+    let trusted = TrustedL1::from_genesis_json(&std::fs::read_to_string(&genesis).unwrap()).unwrap();
+    let check = |edit: &dyn Fn(&mut proof::SessionProof)| {
+        let mut changed = proof.clone();
+        edit(&mut changed);
+        proof::verify(&changed, &trusted, &run.session_id).expect_err("a changed proof must not verify")
+    };
+    let flip_base64 = |text: &mut String| {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let mut bytes = engine.decode(&*text).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 1;
+        *text = engine.encode(bytes);
+    };
+    // One byte of the transaction.
+    assert!(matches!(check(&|p| flip_base64(&mut p.tx)), ProofError::TxInclusion(_)));
+    // One byte of header H (its app hash): the commit is no longer for it.
+    let err = check(&|p| {
+        let hash = p.signed_header["header"]["app_hash"].as_str().unwrap().to_owned();
+        let first = if hash.starts_with('0') { '1' } else { '0' };
+        let flipped = format!("{first}{}", &hash[1..]);
+        p.signed_header["header"]["app_hash"] = json!(flipped);
+    });
+    assert!(matches!(err, ProofError::Signatures(_)), "{err}");
+    // One byte of a signature.
+    let err = check(&|p| {
+        let signatures = p.next_signed_header["commit"]["signatures"].as_array_mut().unwrap();
+        let present = signatures.iter_mut().find(|s| s["signature"].is_string()).expect("a signature");
+        let mut signature = present["signature"].as_str().unwrap().to_owned();
+        flip_base64(&mut signature);
+        present["signature"] = json!(signature);
+    });
+    assert!(matches!(err, ProofError::Signatures(_)), "{err}");
+    // The result: a code other than the one committed.
+    let err = check(&|p| p.block_results[p.tx_index as usize].code = 7);
+    assert!(matches!(err, ProofError::TxResult(_)), "{err}");
+    // The chain id.
+    let err = check(&|p| p.next_signed_header["header"]["chain_id"] = json!("another-chain"));
+    assert!(matches!(err, ProofError::ChainId(_)), "{err}");
+    // Signatures of only half the voting power (two of four validators marked absent).
+    let err = check(&|p| {
+        for i in [0, 1] {
+            p.next_signed_header["commit"]["signatures"][i] = json!({"block_id_flag": 1,
+                "validator_address": "", "timestamp": "0001-01-01T00:00:00Z", "signature": null});
+        }
+    });
+    assert!(matches!(&err, ProofError::Signatures(m) if m.contains("more than 2/3")), "{err}");
+    // Another session's name on this proof.
+    let err = proof::verify(&proof, &trusted, "some-other-session").expect_err("another session");
+    assert!(matches!(err, ProofError::Session(_)), "{err}");
+    // Another network's genesis (same chain id, other validators) trusts none of these signers.
+    let mut other: Value = serde_json::from_str(&std::fs::read_to_string(&genesis).unwrap()).unwrap();
+    let first = other["validators"][0].clone();
+    other["validators"] = json!([first]);
+    let lone = TrustedL1::from_genesis_json(&other.to_string()).unwrap();
+    let err = proof::verify(&proof, &lone, &run.session_id).expect_err("other validators");
+    assert!(matches!(err, ProofError::Validators(_)), "{err}");
+}

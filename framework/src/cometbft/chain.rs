@@ -84,6 +84,10 @@ impl Chain for CometChain {
         self.waiters.open()
     }
 
+    fn cometbft(&self) -> Option<&CometRpc> {
+        Some(&self.rpc)
+    }
+
     fn readiness(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             if !self.abci.connected() {

@@ -7,6 +7,6 @@ mod waiters;
 
 pub use self::{
     chain::CometChain,
-    rpc::{BroadcastResult, CometRpc, NodeStatus},
+    rpc::{BroadcastResult, CometRpc, NodeStatus, RpcError},
     waiters::{TxFinal, Waiters},
 };

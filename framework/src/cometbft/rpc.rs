@@ -48,7 +48,8 @@ impl CometRpc {
         &self.base
     }
 
-    async fn call(&self, method: &'static str, params: Value) -> Result<Value, RpcError> {
+    /// One JSON-RPC call; the `result` object.
+    pub(crate) async fn call(&self, method: &'static str, params: Value) -> Result<Value, RpcError> {
         let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let reply = self.client.post(&self.base, None, &request).await?;
         if let Some(error) = reply.body.get("error").filter(|e| !e.is_null()) {

@@ -23,6 +23,7 @@ use crate::{
         App, LedgerEntry, Receipt, TxCode,
     },
     origin::WriteError,
+    proof::{self, SessionProof},
     registry::{ids, AppError, Layer},
 };
 
@@ -31,6 +32,37 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(submit_bundle))
         .layer(DefaultBodyLimit::max(MAX_TX_BYTES))
         .routes(routes!(get_ledger_session))
+        .routes(routes!(get_session_proof))
+}
+
+/// The proof of finality of a session committed to L1: its bundle's transaction, block H's and
+/// H+1's signed headers and the leaves of H's transaction and result trees, for a client to check
+/// against L1's validator set without trusting this node (`bftws-node verify`; format and checks
+/// in `bftws_framework::proof`). Served by L1 nodes.
+#[utoipa::path(get, path = "/v1/sessions/{id}/proof", tag = "l1",
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = SessionProof, description = "`{data: proof}`"),
+        (status = 503, body = ErrorBody, description = "block H+1 is not committed yet (retry shortly) or this node has no CometBFT"),
+        (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn get_session_proof(
+    State(state): State<ApiState>,
+    Authenticated(_actor): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_l1(&state)?;
+    ids::check("id", &id)?;
+    let origin = state.origin();
+    let entry = app::ledger_entry(&origin.chain().snapshot()?, &id)?
+        .ok_or_else(|| AppError::not_found("ledger session", &id))?;
+    let rpc = origin
+        .chain()
+        .cometbft()
+        .ok_or_else(|| ApiError::new(503, "unavailable", "this node runs without CometBFT: no proofs"))?;
+    let proof = proof::build(rpc, origin.chain().chain_id(), &id, &entry.bundle_hash, &entry.tx_hash)
+        .await
+        .map_err(|e| ApiError::new(503, "unavailable", e.to_string()).retry_after(1))?;
+    Ok(Json(json!({"data": proof})))
 }
 
 /// Submit a signed session bundle; answers once it is final on L1. A bundle already committed
