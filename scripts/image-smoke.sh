@@ -126,7 +126,7 @@ start_node() {
     "$NODE_IMAGE" /usr/local/bin/bftws-node init --manifest /etc/bftws/layer/layer.json --ordinal "$ordinal" >/dev/null ||
     fail "$node: bftws-node init failed"
   local l2_mounts=()
-  [ "$layer" = l2 ] && l2_mounts=(-v "$mounts/commit-key:/etc/bftws/commit-key:ro")
+  [ "$layer" = l2 ] && l2_mounts=(-v "$mounts/commit-key:/etc/bftws/commit-key:ro" -v "$mounts/l1/genesis:/etc/bftws/l1-genesis:ro")
   podman run -d --pod "$pod" --name "$pod-app" "${restricted[@]}" -e NO_COLOR=1 \
     -v "$data" -v "$socket" -v "$mounts/tokens:/etc/bftws/tokens:ro" "${l2_mounts[@]}" \
     "$NODE_IMAGE" /usr/local/bin/bftws-node run --config /var/lib/bftws/node.json >/dev/null

@@ -46,6 +46,11 @@ pub struct L2Settings {
     pub commit_key_file: PathBuf,
     /// L1 API base URLs, tried in turn.
     pub l1_api: Vec<String>,
+    /// L1's genesis.json: every receipt must come with a proof of finality that verifies
+    /// against its validators. Absent: receipts are recorded as L1 nodes report them (warned at
+    /// start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l1_genesis_file: Option<PathBuf>,
     /// How long one commit attempt waits for L1 before the client gets 202.
     #[serde(default = "default_commit_timeout_ms")]
     pub commit_timeout_ms: u64,

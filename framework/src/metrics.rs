@@ -63,6 +63,7 @@ pub struct Metrics {
     height: Family<LayerLabels, Gauge>,
     sessions: Family<StatusLabels, Gauge>,
     waiters: Gauge,
+    unverified_receipts: Counter,
 }
 
 impl Default for Metrics {
@@ -85,6 +86,7 @@ impl Metrics {
             height: Family::default(),
             sessions: Family::default(),
             waiters: Gauge::default(),
+            unverified_receipts: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -117,6 +119,11 @@ impl Metrics {
         registry.register("height", "Last committed height of this node's chain", metrics.height.clone());
         registry.register("sessions", "Sessions in this node's state by status", metrics.sessions.clone());
         registry.register("waiters", "Callers waiting for a transaction to end on this node", metrics.waiters.clone());
+        registry.register(
+            "l1_unverified_receipts",
+            "L1 answers to a bundle whose proof of finality did not verify (a lying or broken L1 node)",
+            metrics.unverified_receipts.clone(),
+        );
         Self { registry, ..metrics }
     }
 
@@ -134,6 +141,11 @@ impl Metrics {
         let labels = ResultLabels { result: result.to_owned() };
         self.commits.get_or_create(&labels).inc();
         self.l1_commit_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
+    }
+
+    /// An L1 node answered a bundle with a receipt whose proof did not verify.
+    pub fn receipt_unverified(&self) {
+        self.unverified_receipts.inc();
     }
 
     pub fn session_committed(&self, since_first_op: Duration) {
@@ -193,6 +205,7 @@ mod tests {
         metrics.set_height(Layer::L2, 7);
         metrics.set_sessions(&[("open", 2)]);
         metrics.set_waiters(3);
+        metrics.receipt_unverified();
         let text = metrics.encode();
         let mut names: Vec<&str> = text
             .lines()
@@ -208,6 +221,7 @@ mod tests {
                 "bftws_height",
                 "bftws_http_request_duration_seconds",
                 "bftws_l1_commit_duration_seconds",
+                "bftws_l1_unverified_receipts",
                 "bftws_l2_op_duration_seconds",
                 "bftws_ops",
                 "bftws_session_duration_seconds",
@@ -220,6 +234,7 @@ mod tests {
             "bftws_ops_total{op=\"warehouse.scan\",result=\"ok\"} 1",
             "bftws_height{layer=\"l2\"} 7",
             "bftws_waiters 3",
+            "bftws_l1_unverified_receipts_total 1",
             "bftws_l2_op_duration_seconds_bucket{le=\"0.0005\",op=\"warehouse.scan\"} 0",
         ] {
             assert!(text.contains(series), "missing {series} in\n{text}");

@@ -14,6 +14,7 @@ use crate::{
     l2::{Committer, HttpL1Client},
     metrics::Metrics,
     origin::Origin,
+    proof::TrustedL1,
     registry::{Layer, Registry},
     store::Store,
 };
@@ -68,7 +69,16 @@ pub async fn run(
         (Layer::L2, Some(l2)) => {
             let commit_key = read_key(&l2.commit_key_file)?;
             let attempt = Duration::from_millis(l2.commit_timeout_ms);
-            let l1 = Arc::new(HttpL1Client::new(l2.l1_api.clone(), attempt));
+            let mut l1 = HttpL1Client::new(l2.l1_api.clone(), attempt);
+            match &l2.l1_genesis_file {
+                Some(path) => {
+                    let json = std::fs::read_to_string(path)
+                        .map_err(|e| format!("cannot read the L1 genesis {}: {e}", path.display()))?;
+                    l1 = l1.verifying(TrustedL1::from_genesis_json(&json)?, metrics.clone());
+                }
+                None => tracing::warn!("no l1_genesis_file: L1 receipts are recorded without verifying their proofs"),
+            }
+            let l1 = Arc::new(l1);
             let committer = Arc::new(Committer::new(origin.clone(), l1, commit_key, attempt));
             resume_when_ready(committer.clone(), chain.clone());
             committer.clone().run_sweeper(chain.clone());

@@ -75,6 +75,11 @@ pub const GENESIS_FILE: &str = "/etc/bftws/genesis/genesis.json";
 /// Key of the genesis in its ConfigMap.
 pub const GENESIS_KEY: &str = "genesis.json";
 
+/// L2 only: mount point of L1's genesis ConfigMap, the trust anchor L1 receipts are verified
+/// against.
+pub const L1_GENESIS_DIR: &str = "/etc/bftws/l1-genesis";
+pub const L1_GENESIS_FILE: &str = "/etc/bftws/l1-genesis/genesis.json";
+
 /// Mount point of the layer's keys Secret (see [`node_key_file`] and friends).
 pub const KEYS_DIR: &str = "/etc/bftws/keys";
 
@@ -323,7 +328,7 @@ pub struct PodNodeSettings {
     pub origin_key_file: String,
     /// [`TOKENS_FILE`].
     pub tokens_file: String,
-    /// L2 only: [`COMMIT_KEY_FILE`] and the L1 API URLs.
+    /// L2 only: [`COMMIT_KEY_FILE`], the L1 API URLs and [`L1_GENESIS_FILE`].
     pub l2: Option<PodL2Settings>,
 }
 
@@ -331,6 +336,8 @@ pub struct PodNodeSettings {
 pub struct PodL2Settings {
     pub commit_key_file: String,
     pub l1_api: Vec<String>,
+    /// [`L1_GENESIS_FILE`].
+    pub l1_genesis_file: String,
 }
 
 /// The contents of this pod's files in the keys mount.
@@ -426,9 +433,11 @@ pub fn pod_home(
         tokens_file: TOKENS_FILE.to_owned(),
         l2: match manifest.layer {
             ClusterLayer::L1 => None,
-            ClusterLayer::L2 => {
-                Some(PodL2Settings { commit_key_file: COMMIT_KEY_FILE.to_owned(), l1_api: manifest.l1_api.clone() })
-            }
+            ClusterLayer::L2 => Some(PodL2Settings {
+                commit_key_file: COMMIT_KEY_FILE.to_owned(),
+                l1_api: manifest.l1_api.clone(),
+                l1_genesis_file: L1_GENESIS_FILE.to_owned(),
+            }),
         },
     };
     Ok(PodHome { files, config, node })

@@ -13,7 +13,8 @@
 //!   (`/etc/bftws/genesis`), `l1/keys/` (`/etc/bftws/keys`, the init step only), and the same
 //!   under `l2/`;
 //! - `tokens/tokens.json` (`/etc/bftws/tokens`);
-//! - `commit-key/commit.key` (`/etc/bftws/commit-key`, L2 only).
+//! - `commit-key/commit.key` (`/etc/bftws/commit-key`, L2 only);
+//! - L2 pods also mount `l1/genesis/` at `/etc/bftws/l1-genesis` (the trust anchor of receipts).
 
 use std::{fs, path::Path};
 

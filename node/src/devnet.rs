@@ -224,6 +224,8 @@ impl Devnet {
                     l2: (layer == Layer::L2).then(|| L2Settings {
                         commit_key_file: commit_key.clone(),
                         l1_api: l1_api.clone(),
+                        // Written before any L2 node (L1 comes first): receipts are verified.
+                        l1_genesis_file: Some(spec.dir.join("l1/node0/cometbft/config/genesis.json")),
                         commit_timeout_ms: 5_000,
                     }),
                     fault,

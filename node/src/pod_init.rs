@@ -100,6 +100,7 @@ pub fn run(paths: &InitPaths, ordinal: u32) -> Result<PathBuf, InitError> {
         l2: settings.l2.as_ref().map(|l2| L2Settings {
             commit_key_file: l2.commit_key_file.clone().into(),
             l1_api: l2.l1_api.clone(),
+            l1_genesis_file: Some(l2.l1_genesis_file.clone().into()),
             commit_timeout_ms: 10_000,
         }),
         fault: None,

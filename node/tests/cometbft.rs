@@ -621,3 +621,70 @@ async fn session_proofs_verify_against_the_l1_genesis_and_any_change_is_caught()
     let err = proof::verify(&proof, &lone, &run.session_id).expect_err("other validators");
     assert!(matches!(err, ProofError::Validators(_)), "{err}");
 }
+
+/// An L1 node that lies about a bundle is caught by the L2 committer's client: its answer's
+/// proof does not verify against the L1 genesis (or is missing, or proves another receipt), the
+/// lie is counted, and the bundle commits through an honest node, whose proven receipt is the one
+/// taken. The liar relays each bundle to an honest node and alters the answer.
+#[tokio::test]
+async fn a_lying_l1_node_is_caught_and_the_bundle_commits_through_another() {
+    use std::sync::Arc;
+
+    use axum::{extract::RawQuery, routing::post, Router};
+    use bftws_framework::{
+        l2::{HttpL1Client, L1Client},
+        metrics::Metrics,
+        proof::TrustedL1,
+    };
+
+    let _one = ONE_DEVNET_AT_A_TIME.lock().await;
+    let (_dir, spec) = spec("liar", 33000);
+    let devnet = start(spec).await;
+    let honest = api(&devnet, "l1-2");
+    let genesis = devnet.node("l1-0").unwrap().dir.join("cometbft/config/genesis.json");
+    let trusted = TrustedL1::from_genesis_json(&std::fs::read_to_string(&genesis).unwrap()).unwrap();
+
+    type Lie = fn(&mut Value);
+    let lies: [(&str, Lie); 4] = [
+        ("a receipt at another height", |answer| answer["data"]["height"] = json!(1)),
+        ("no proof", |answer| answer["proof"] = Value::Null),
+        ("a forged commit signature", |answer| {
+            let signatures = answer["proof"]["next_signed_header"]["commit"]["signatures"].as_array_mut().unwrap();
+            let present = signatures.iter_mut().find(|s| s["signature"].is_string()).unwrap();
+            present["signature"] = json!(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 64]));
+        }),
+        ("a tx that is not in the block", |answer| answer["proof"]["block_tx_hashes"][0] = json!("00".repeat(32))),
+    ];
+    for (n, (lie, alter)) in lies.into_iter().enumerate() {
+        let relay = JsonClient::new(Duration::from_secs(30));
+        let target = format!("{honest}/v1/l1/bundles");
+        let liar = Router::new().route(
+            "/v1/l1/bundles",
+            post(move |RawQuery(query): RawQuery, axum::Json(bundle): axum::Json<Value>| async move {
+                let url = format!("{target}?{}", query.unwrap_or_default());
+                let mut answer = match relay.post(&url, None, &bundle).await {
+                    Ok(reply) => reply.body,
+                    Err(e) => json!({"relay_error": e.to_string()}),
+                };
+                alter(&mut answer);
+                axum::Json(answer)
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let liar_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, liar).await });
+
+        let metrics = Arc::new(Metrics::new());
+        let client = HttpL1Client::new(vec![liar_url, honest.clone()], Duration::from_secs(20))
+            .verifying(trusted.clone(), metrics.clone());
+        let (session, ops) = supplier_bundle(&format!("PKG-LIAR-{n}")).await;
+        let bundle = SignedBundle::sign(Bundle::new(L2_CHAIN_ID, &session, ops), &demo::commit_key());
+        let receipt = client.submit_bundle(bundle).await.unwrap_or_else(|e| panic!("{lie}: no commit: {e}"));
+        let receipt = serde_json::to_value(receipt).unwrap();
+        let counted =
+            metrics.encode().lines().find(|l| l.starts_with("bftws_l1_unverified_receipts_total")).map(str::to_owned);
+        assert_eq!(counted.as_deref(), Some("bftws_l1_unverified_receipts_total 1"), "{lie}: receipt {receipt}");
+        assert_ne!(receipt["height"], 1, "{lie}: the liar's receipt was taken");
+        assert_on_l1(&devnet, &receipt).await;
+    }
+}

@@ -5,10 +5,12 @@ use std::time::Instant;
 
 use axum::{
     body::Bytes,
-    extract::{DefaultBodyLimit, FromRequest, Path, Request, State},
+    extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State},
     Extension, Json,
 };
+use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -67,19 +69,21 @@ async fn get_session_proof(
 
 /// Submit a signed session bundle; answers once it is final on L1. A bundle already committed
 /// with the same hash answers its original receipt.
-#[utoipa::path(post, path = "/v1/l1/bundles", tag = "l1",
+#[utoipa::path(post, path = "/v1/l1/bundles", tag = "l1", params(SubmitOptions),
     request_body(content = Object, description = "a SignedBundle: {bundle, committer_key, signature}"),
-    responses((status = 200, body = Receipt), (status = 422, body = ErrorBody, description = "L1 refused the bundle"),
+    responses((status = 200, body = Receipt, description = "`{data: receipt}`, and `proof` (a SessionProof) when asked"), (status = 422, body = ErrorBody, description = "L1 refused the bundle"),
         (status = 429, body = ErrorBody, description = "this source's bundles were refused too often; retry after `Retry-After`"),
         (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn submit_bundle(
     State(state): State<ApiState>,
     peer: Option<Extension<PeerAddr>>,
+    Query(options): Query<SubmitOptions>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
     require_l1(&state)?;
+    let with_proof = options.proof.unwrap_or(false);
     let Some(Extension(PeerAddr(peer))) = peer else {
-        return submit(&state, request).await;
+        return submit(&state, request, with_proof).await;
     };
     let limiter = state.refusals();
     if let Err(wait) = limiter.check(peer.ip(), Instant::now()) {
@@ -88,15 +92,51 @@ async fn submit_bundle(
         tokio::time::sleep(wait.min(refusals::HOLD_MAX)).await;
         return Err(refusals::out_of_budget(peer.ip(), wait));
     }
-    let outcome = submit(&state, request).await;
+    let outcome = submit(&state, request, with_proof).await;
     if outcome.as_ref().is_err_and(|e| (400..500).contains(&e.status())) {
         limiter.refused(peer.ip(), Instant::now());
     }
     outcome
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+struct SubmitOptions {
+    /// Answer with the receipt's proof of finality too (`proof`), once block H+1 is committed.
+    proof: Option<bool>,
+}
+
+/// How long an answer with a proof waits for block H+1 (CometBFT makes it right after H, to
+/// commit H's app hash).
+const NEXT_BLOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The answer to a committed bundle: its receipt and, when asked, its proof.
+async fn answer(state: &ApiState, entry: &LedgerEntry, with_proof: bool) -> Result<Json<Value>, ApiError> {
+    let origin = state.origin();
+    let chain_id = origin.chain().chain_id();
+    let receipt = Receipt::committed(chain_id, entry);
+    if !with_proof {
+        return Ok(Json(json!({"data": receipt})));
+    }
+    let rpc = origin
+        .chain()
+        .cometbft()
+        .ok_or_else(|| ApiError::new(503, "unavailable", "this node runs without CometBFT: no proofs"))?;
+    let deadline = Instant::now() + NEXT_BLOCK_WAIT;
+    loop {
+        match proof::build(rpc, chain_id, &entry.session_id, &entry.bundle_hash, &entry.tx_hash).await {
+            Ok(proof) => return Ok(Json(json!({"data": receipt, "proof": proof}))),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(
+                    ApiError::new(503, "unavailable", format!("committed, but no proof yet: {e}")).retry_after(1)
+                )
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+}
+
 /// Reads, checks and submits a bundle; the body is read only here, after the source's budget.
-async fn submit(state: &ApiState, request: Request) -> Result<Json<Value>, ApiError> {
+async fn submit(state: &ApiState, request: Request, with_proof: bool) -> Result<Json<Value>, ApiError> {
     let body = Bytes::from_request(request, &()).await.map_err(|rejection| {
         let status = rejection.status().as_u16();
         let code = if status == 413 { "payload_too_large" } else { "invalid_request" };
@@ -105,7 +145,6 @@ async fn submit(state: &ApiState, request: Request) -> Result<Json<Value>, ApiEr
     let bundle: SignedBundle = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(400, "invalid_request", format!("not a signed bundle: {e}")))?;
     let origin = state.origin();
-    let chain_id = origin.chain().chain_id().to_owned();
     let session_id = bundle.bundle.session_id.clone();
     // Refusals below are final for the committer: only a node in consensus may give them.
     origin.chain().readiness().await.map_err(|reason| ApiError::from(WriteError::Unavailable(reason)))?;
@@ -125,7 +164,8 @@ async fn submit(state: &ApiState, request: Request) -> Result<Json<Value>, ApiEr
     }
     if let Some(existing) = app::ledger_entry(&snapshot, &session_id)? {
         if existing.bundle_hash == bundle.bundle.bundle_hash {
-            return Ok(Json(json!({"data": Receipt::committed(&chain_id, &existing)})));
+            drop(snapshot);
+            return answer(state, &existing, with_proof).await;
         }
     }
     drop(snapshot);
@@ -134,7 +174,7 @@ async fn submit(state: &ApiState, request: Request) -> Result<Json<Value>, ApiEr
             let entry = finalized
                 .ledger
                 .ok_or_else(|| ApiError::new(500, "internal", "bundle applied without a ledger entry"))?;
-            Ok(Json(json!({"data": Receipt::committed(&chain_id, &entry)})))
+            answer(state, &entry, with_proof).await
         }
         Err(WriteError::Conflict { code, log }) => Err(rejected(code, &log, &session_id)),
         Err(other) => Err(other.into()),

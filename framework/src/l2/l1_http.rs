@@ -1,15 +1,23 @@
-//! L1 reached over HTTP: `POST /v1/l1/bundles` on any L1 node, failing over across the list.
+//! L1 reached over HTTP: `POST /v1/l1/bundles` on any L1 node, failing over across the list;
+//! with L1's genesis as trust anchor, only receipts whose proof of finality verifies are taken.
 
 use std::{
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
     time::Duration,
 };
+
+use serde_json::Value;
 
 use super::committer::{L1Client, L1Error};
 use crate::{
     app::{tx::SignedBundle, Receipt, TxCode},
     chain::BoxFuture,
     http_client::JsonClient,
+    metrics::Metrics,
+    proof::{self, SessionProof, TrustedL1},
 };
 
 /// A live L1 node accepts a connection at once; waiting longer only means it (or its host) is
@@ -21,6 +29,14 @@ pub struct HttpL1Client {
     client: JsonClient,
     /// The node that answered last, moved past a node that failed; tried first next time.
     preferred: AtomicUsize,
+    /// With a trust anchor, every receipt must come with a proof that verifies against it.
+    verifier: Option<ReceiptVerifier>,
+}
+
+/// What a receipt is checked against, and where failures are counted.
+struct ReceiptVerifier {
+    trusted: TrustedL1,
+    metrics: Arc<Metrics>,
 }
 
 impl HttpL1Client {
@@ -31,7 +47,42 @@ impl HttpL1Client {
         let urls = urls.into_iter().map(|u| u.trim_end_matches('/').to_owned()).collect();
         let per_node = attempt / 2;
         let client = JsonClient::with_connect_timeout(per_node, CONNECT_TIMEOUT.min(per_node));
-        Self { urls, client, preferred: AtomicUsize::new(0) }
+        Self { urls, client, preferred: AtomicUsize::new(0), verifier: None }
+    }
+
+    /// Accepts only receipts whose proof of finality verifies against `trusted` (L1's genesis):
+    /// a node that answers anything else is logged, counted (`bftws_l1_unverified_receipts`)
+    /// and passed over for the next.
+    pub fn verifying(mut self, trusted: TrustedL1, metrics: Arc<Metrics>) -> Self {
+        self.verifier = Some(ReceiptVerifier { trusted, metrics });
+        self
+    }
+
+    /// The receipt of a 200 answer, checked against its proof when a trust anchor is set.
+    fn accept(&self, bundle: &SignedBundle, body: &Value) -> Result<Receipt, String> {
+        let receipt: Receipt =
+            serde_json::from_value(body["data"].clone()).map_err(|e| format!("unreadable receipt: {e}"))?;
+        let Some(verifier) = &self.verifier else { return Ok(receipt) };
+        let proof: SessionProof = serde_json::from_value(body["proof"].clone())
+            .map_err(|e| format!("the receipt comes without a readable proof: {e}"))?;
+        let verified =
+            proof::verify(&proof, &verifier.trusted, &bundle.bundle.session_id).map_err(|e| e.to_string())?;
+        let claims = (receipt.height, receipt.tx_hash.as_str(), receipt.bundle_hash.as_str(), receipt.code);
+        let proven = (verified.height, verified.tx_hash.as_str(), verified.bundle_hash.as_str(), 0);
+        if claims != proven || verified.bundle_hash != bundle.bundle.bundle_hash {
+            return Err(format!(
+                "the receipt (height {}, tx {}, bundle {}) is not what its proof shows (height {}, tx {}, bundle {}) \
+                 for this bundle ({})",
+                receipt.height,
+                receipt.tx_hash,
+                receipt.bundle_hash,
+                verified.height,
+                verified.tx_hash,
+                verified.bundle_hash,
+                bundle.bundle.bundle_hash
+            ));
+        }
+        Ok(receipt)
     }
 
     /// After `index` failed, start the next submission at the node after it (unless another
@@ -50,7 +101,8 @@ impl HttpL1Client {
         let mut failures = Vec::new();
         for offset in 0..self.urls.len() {
             let index = (start + offset) % self.urls.len();
-            let url = format!("{}/v1/l1/bundles", self.urls[index]);
+            let query = if self.verifier.is_some() { "?proof=true" } else { "" };
+            let url = format!("{}/v1/l1/bundles{query}", self.urls[index]);
             let reply = match self.client.post(&url, None, &body).await {
                 Ok(reply) => reply,
                 Err(err) => {
@@ -60,11 +112,23 @@ impl HttpL1Client {
                 }
             };
             match reply.status {
-                200 => {
-                    self.preferred.store(index, Ordering::Relaxed);
-                    return serde_json::from_value(reply.body["data"].clone())
-                        .map_err(|e| L1Error::Unavailable(format!("{url}: unreadable receipt: {e}")));
-                }
+                200 => match self.accept(bundle, &reply.body) {
+                    Ok(receipt) => {
+                        self.preferred.store(index, Ordering::Relaxed);
+                        return Ok(receipt);
+                    }
+                    Err(reason) => {
+                        // A lying or broken node: its answer is never recorded; another node
+                        // gets the bundle (L1 applies it once, and answers again with the
+                        // receipt of the first application).
+                        tracing::error!(%url, session = %bundle.bundle.session_id, %reason, "L1 receipt did not verify; trying another node");
+                        if let Some(verifier) = &self.verifier {
+                            verifier.metrics.receipt_unverified();
+                        }
+                        failures.push(format!("{url}: receipt did not verify: {reason}"));
+                        self.skip_failed(index);
+                    }
+                },
                 // L1's refusal of the bundle: final.
                 422 if reply.body["error"]["code"] == "bundle_rejected" => {
                     let error = &reply.body["error"];

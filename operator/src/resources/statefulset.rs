@@ -47,6 +47,7 @@ const GENESIS_VOLUME: &str = "genesis";
 const LAYER_VOLUME: &str = "layer";
 const TOKENS_VOLUME: &str = "tokens";
 const COMMIT_KEY_VOLUME: &str = "commit-key";
+const L1_GENESIS_VOLUME: &str = "l1-genesis";
 
 fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     VolumeMount {
@@ -155,6 +156,8 @@ fn app_container(v: &ValidatedBftws, layer: ClusterLayer) -> Container {
     ];
     if layer == ClusterLayer::L2 {
         mounts.push(mount(COMMIT_KEY_VOLUME, cluster::COMMIT_KEY_DIR, true));
+        // The trust anchor of L1 receipts: L2 records only those whose proof verifies against it.
+        mounts.push(mount(L1_GENESIS_VOLUME, cluster::L1_GENESIS_DIR, true));
     }
     Container {
         // A native sidecar: see the module doc.
@@ -196,6 +199,7 @@ fn volumes(v: &ValidatedBftws, layer: ClusterLayer) -> Vec<Volume> {
     ];
     if layer == ClusterLayer::L2 {
         volumes.push(secret_volume(COMMIT_KEY_VOLUME, v.names.commit_key_secret()));
+        volumes.push(config_map_volume(L1_GENESIS_VOLUME, v.names.genesis_config_map(ClusterLayer::L1)));
     }
     volumes
 }
