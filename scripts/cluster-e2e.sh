@@ -141,6 +141,16 @@ while read -r receipt; do
   done
 done <"$WORK/PKG-E2E-1.receipts"
 ok "a supplier and a warehouse session through service/$NAME-l2-api committed in $sessions_took s; both receipts' txs are on all 4 L1 pods' CometBFT"
+# L2 verified those receipts against the L1 genesis mounted in its pod, and anyone can check
+# them again with the genesis the operator published, trusting no node.
+if k logs "$NAME-l2-0" -c app | grep -q "without verifying"; then fail "the L2 pod records receipts unverified"; fi
+k get configmap "$NAME-l1-genesis" -o 'jsonpath={.data.genesis\.json}' >"$WORK/l1-genesis.json"
+l1_api=$(jp "service/$NAME-l1-api" '{.spec.clusterIP}')
+while read -r receipt; do
+  "$NODE" verify --l1 "http://$l1_api:8080" --session "$(jq -r .session_id <<<"$receipt")" \
+    --genesis "$WORK/l1-genesis.json" >"$WORK/verify.out" 2>&1 || fail "bftws-node verify: $(cat "$WORK/verify.out")"
+done <"$WORK/PKG-E2E-1.receipts"
+ok "both receipts verify with bftws-node verify against configmap/$NAME-l1-genesis: $(head -1 "$WORK/verify.out" | cut -c1-90)..."
 
 # ---- heights rise in kubectl get bftws ---------------------------------------------------------
 h1=$(jp "bftws/$NAME" '{.status.l1.height}')
