@@ -559,6 +559,15 @@ async fn session_proofs_verify_against_the_l1_genesis_and_any_change_is_caught()
     assert_eq!(Some(verified.tx_hash.as_str()), run.receipt["tx_hash"].as_str());
     assert_eq!(Some(verified.bundle_hash.as_str()), run.receipt["bundle_hash"].as_str());
     assert!(3 * verified.signed_power > 2 * verified.total_power, "{verified:?}");
+    // An L2 node serves the same proof (asked of L1, checked against the genesis) to the
+    // session's owner, and not to another supplier.
+    let l2 = api(&devnet, "l2-0");
+    let (from_l2, _) = verify::verify(ProofSource::Node { l1: &l2, token: "demo-sup-1" }, &genesis, &run.session_id)
+        .await
+        .expect("the owner gets the proof from L2");
+    assert_eq!(from_l2.tx_hash, proof.tx_hash);
+    let (status, body) = Client::new().get(&l2, "demo-sup-2", &format!("/v1/sessions/{}/proof", run.session_id)).await;
+    assert_eq!(status, 403, "{body}");
     let saved = dir.path().join("proof.json");
     std::fs::write(&saved, serde_json::to_vec(&proof).unwrap()).unwrap();
     verify::verify(ProofSource::File(&saved), &genesis, &run.session_id).await.expect("the saved proof verifies");

@@ -6,6 +6,8 @@ use std::time::Instant;
 use axum::{
     body::Bytes,
     extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
     Extension, Json,
 };
 use serde::Deserialize;
@@ -21,12 +23,13 @@ use super::{
 use crate::{
     app::{
         self,
+        session::SessionLog,
         tx::{SignedBundle, Tx, MAX_TX_BYTES},
         App, LedgerEntry, Receipt, TxCode,
     },
     origin::WriteError,
     proof::{self, SessionProof},
-    registry::{ids, AppError, Layer},
+    registry::{ids, Actor, AppError, Layer},
 };
 
 pub(super) fn router() -> OpenApiRouter<ApiState> {
@@ -40,7 +43,9 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
 /// The proof of finality of a session committed to L1: its bundle's transaction, block H's and
 /// H+1's signed headers and the leaves of H's transaction and result trees, for a client to check
 /// against L1's validator set without trusting this node (`bftws-node verify`; format and checks
-/// in `bftws_framework::proof`). Served by L1 nodes.
+/// in `bftws_framework::proof`). An L1 node builds it from its ledger and CometBFT; an L2 node
+/// asks L1 for it with the caller's token (for the session's owner, admins and auditors), and
+/// passes on only a proof that verifies against L1's genesis.
 #[utoipa::path(get, path = "/v1/sessions/{id}/proof", tag = "l1",
     params(("id" = String, Path, description = "session id")),
     responses((status = 200, body = SessionProof, description = "`{data: proof}`"),
@@ -49,12 +54,15 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
     security(("bearer" = [])))]
 async fn get_session_proof(
     State(state): State<ApiState>,
-    Authenticated(_actor): Authenticated,
+    Authenticated(actor): Authenticated,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    require_l1(&state)?;
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     ids::check("id", &id)?;
     let origin = state.origin();
+    if origin.layer() == Layer::L2 {
+        return proof_from_l1(&state, &actor, &id, &headers).await;
+    }
     let entry = app::ledger_entry(&origin.chain().snapshot()?, &id)?
         .ok_or_else(|| AppError::not_found("ledger session", &id))?;
     let rpc = origin
@@ -64,7 +72,33 @@ async fn get_session_proof(
     let proof = proof::build(rpc, origin.chain().chain_id(), &id, &entry.bundle_hash, &entry.tx_hash)
         .await
         .map_err(|e| ApiError::new(503, "unavailable", e.to_string()).retry_after(1))?;
-    Ok(Json(json!({"data": proof})))
+    Ok(Json(json!({"data": proof})).into_response())
+}
+
+/// On L2: the session's proof as L1 gives it (L1's own refusal passed on as it is).
+async fn proof_from_l1(state: &ApiState, actor: &Actor, id: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let origin = state.origin();
+    let log = SessionLog::read(&origin.chain().snapshot()?, id)?.ok_or_else(|| AppError::not_found("session", id))?;
+    if log.owner != actor.id && !origin.registry().reads_all_sessions(actor) {
+        return Err(ApiError::new(403, "forbidden", "only the session's owner, admins and auditors may read it"));
+    }
+    if log.receipt.is_none() {
+        return Err(ApiError::new(409, "not_committed", format!("session {id} has no L1 receipt yet")));
+    }
+    let committer =
+        state.committer().ok_or_else(|| ApiError::new(503, "unavailable", "this L2 node has no L1 configured"))?;
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let (status, body) = committer
+        .l1()
+        .session_proof(id, bearer)
+        .await
+        .map_err(|e| ApiError::new(503, "unavailable", e.to_string()).retry_after(1))?;
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    Ok((status, Json(body)).into_response())
 }
 
 /// Submit a signed session bundle; answers once it is final on L1. A bundle already committed

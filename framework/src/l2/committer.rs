@@ -17,6 +17,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use serde_json::Value;
+
 use crate::{
     app::{
         self,
@@ -50,6 +52,16 @@ pub enum L1Error {
 /// Submits bundles to L1 and returns the receipt once the bundle is final there.
 pub trait L1Client: Send + Sync + 'static {
     fn submit_bundle(&self, bundle: SignedBundle) -> BoxFuture<'_, Result<Receipt, L1Error>>;
+
+    /// L1's answer to `GET /v1/sessions/{id}/proof` asked with the caller's bearer token: a
+    /// proof of finality (200) or L1's own refusal (4xx), status and body.
+    fn session_proof<'a>(
+        &'a self,
+        _session_id: &'a str,
+        _bearer: &'a str,
+    ) -> BoxFuture<'a, Result<(u16, Value), L1Error>> {
+        Box::pin(std::future::ready(Err(L1Error::Unavailable("this L1 gives no proofs of finality".into()))))
+    }
 }
 
 /// An L1 that is an in-process chain (tests and the single-process dev mode).
@@ -136,6 +148,11 @@ impl Committer {
     /// One attempt: bundle, submit, record. L1 being unreachable is `Pending`, not an error;
     /// so is an attempt already under way on this node for the session.
     #[tracing::instrument(skip(self), fields(node = self.origin.node_id()))]
+    /// The L1 this node commits to.
+    pub fn l1(&self) -> &Arc<dyn L1Client> {
+        &self.l1
+    }
+
     pub async fn commit(&self, session_id: &str) -> Result<CommitOutcome, WriteError> {
         let Some(_busy) = self.claim(session_id) else {
             return Ok(CommitOutcome::Pending { reason: "a commit of this session is under way on this node".into() });

@@ -160,9 +160,56 @@ impl HttpL1Client {
     }
 }
 
+impl HttpL1Client {
+    /// A session's proof from the first L1 node that gives one (checked, with a trust anchor, as
+    /// the committer checks receipts); L1's own 4xx (unknown session, bad token) is final.
+    async fn proof(&self, session_id: &str, bearer: &str) -> Result<(u16, Value), L1Error> {
+        let mut failures = Vec::new();
+        for base in &self.urls {
+            let url = format!("{base}/v1/sessions/{session_id}/proof");
+            let reply = match self.client.get(&url, Some(bearer)).await {
+                Ok(reply) => reply,
+                Err(err) => {
+                    failures.push(err.to_string());
+                    continue;
+                }
+            };
+            match reply.status {
+                200 => {
+                    let Some(verifier) = &self.verifier else { return Ok((200, reply.body)) };
+                    let checked = serde_json::from_value::<SessionProof>(reply.body["data"].clone())
+                        .map_err(|e| e.to_string())
+                        .and_then(|proof| {
+                            proof::verify(&proof, &verifier.trusted, session_id).map_err(|e| e.to_string())
+                        });
+                    match checked {
+                        Ok(_) => return Ok((200, reply.body)),
+                        Err(reason) => {
+                            tracing::error!(%url, %reason, "L1 proof did not verify; trying another node");
+                            verifier.metrics.receipt_unverified();
+                            failures.push(format!("{url}: proof did not verify: {reason}"));
+                        }
+                    }
+                }
+                status @ 400..=499 => return Ok((status, reply.body)),
+                status => failures.push(format!("{url}: HTTP {status}: {}", reply.body["error"]["message"])),
+            }
+        }
+        Err(L1Error::Unavailable(format!("no L1 node gave the proof: {}", failures.join("; "))))
+    }
+}
+
 impl L1Client for HttpL1Client {
     fn submit_bundle(&self, bundle: SignedBundle) -> BoxFuture<'_, Result<Receipt, L1Error>> {
         Box::pin(async move { self.submit(&bundle).await })
+    }
+
+    fn session_proof<'a>(
+        &'a self,
+        session_id: &'a str,
+        bearer: &'a str,
+    ) -> BoxFuture<'a, Result<(u16, Value), L1Error>> {
+        Box::pin(self.proof(session_id, bearer))
     }
 }
 
