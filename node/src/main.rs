@@ -7,8 +7,8 @@ use std::time::Duration;
 use bftws_framework::{config::NodeConfig, http, node_process, registry::Layer};
 use bftws_node::{
     bench::{
-        run_concurrent, run_flood, run_idle, run_sequential, write_report, BenchEnv, ConcurrentOptions, FloodOptions,
-        IdleOptions, NetworkSize, SequentialMode, SequentialOptions, Workload,
+        run_concurrent, run_flood, run_idle, run_proofs, run_sequential, write_report, BenchEnv, ConcurrentOptions,
+        FloodOptions, IdleOptions, NetworkSize, ProofOptions, SequentialMode, SequentialOptions, Workload,
     },
     cluster_files::ClusterShape,
     devnet::{Devnet, DevnetSpec},
@@ -231,6 +231,17 @@ enum BenchCommand {
         settle_secs: u64,
         #[arg(long, default_value_t = 20)]
         window_secs: u64,
+    },
+    /// Proofs of finality: size and verification time per L1 size (proofs.csv).
+    Proofs {
+        #[command(flatten)]
+        shared: BenchShared,
+        #[arg(long, value_delimiter = ',', default_value = "4-1,7-1,16-1")]
+        configs: Vec<NetworkSize>,
+        #[arg(long, default_value_t = 10)]
+        sessions: usize,
+        #[arg(long, default_value_t = 100)]
+        repeats: usize,
     },
     /// Write summary.csv and summary.md from the CSVs in --out.
     Report {
@@ -479,6 +490,10 @@ async fn run_bench(command: BenchCommand) -> Result<(), Box<dyn std::error::Erro
                 out: shared.out.clone(),
             };
             println!("{}", run_idle(&env(&shared)?, &options).await?.display());
+        }
+        BenchCommand::Proofs { shared, configs, sessions, repeats } => {
+            let options = ProofOptions { sizes: configs, sessions, repeats, out: shared.out.clone() };
+            println!("{}", run_proofs(&env(&shared)?, &options).await?.display());
         }
         BenchCommand::Report { out, paper } => {
             write_report(&out, paper.exists().then_some(paper.as_path()))?;

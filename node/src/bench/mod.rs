@@ -5,6 +5,7 @@
 mod concurrent;
 mod flood;
 mod idle;
+mod proofs;
 mod report;
 mod sequential;
 mod stats;
@@ -15,6 +16,7 @@ pub use self::{
     concurrent::{run_concurrent, ConcurrentOptions},
     flood::{run_flood, FloodOptions},
     idle::{run_idle, IdleOptions},
+    proofs::{run_proofs, ProofOptions},
     report::write_report,
     sequential::{run_sequential, SequentialMode, SequentialOptions},
 };

@@ -1,0 +1,68 @@
+//! What a proof of finality costs: its size and the time to verify it, per L1 size. Each
+//! configuration commits supplier sessions, fetches each session's proof from an L1 node and
+//! verifies it against the L1 genesis many times (the verification a client, or the L2
+//! committer for every commit, pays).
+
+use std::{io::Write, path::PathBuf, time::Duration};
+
+use super::{io_error, stats::Summary, BenchEnv, BenchError, NetworkSize, Workload};
+use crate::{verify, workflow::WorkflowClient};
+use bftws_framework::{
+    proof::{self, TrustedL1},
+    registry::Layer,
+};
+
+#[derive(Debug, Clone)]
+pub struct ProofOptions {
+    pub sizes: Vec<NetworkSize>,
+    /// Sessions committed (and proofs fetched) per configuration.
+    pub sessions: usize,
+    /// Verifications timed per proof.
+    pub repeats: usize,
+    pub out: PathBuf,
+}
+
+/// Measures every size; writes `proofs.csv`.
+pub async fn run_proofs(env: &BenchEnv, options: &ProofOptions) -> Result<PathBuf, BenchError> {
+    std::fs::create_dir_all(&options.out).map_err(io_error(&options.out))?;
+    let path = options.out.join("proofs.csv");
+    let mut csv = std::fs::File::create(&path).map_err(io_error(&path))?;
+    writeln!(csv, "config,l1_validators,proofs,bytes_p50,bytes_max,verify_us_p50,verify_us_p99")
+        .map_err(io_error(&path))?;
+    for size in &options.sizes {
+        let devnet = env.devnet(*size, &format!("proofs-{size}"), Workload::SupplyChain).await?;
+        let l2 = devnet.layer(Layer::L2).next().ok_or_else(|| BenchError::Invalid("no L2 node".into()))?;
+        let l1 = devnet.layer(Layer::L1).next().ok_or_else(|| BenchError::Invalid("no L1 node".into()))?;
+        let genesis = l1.dir.join("cometbft/config/genesis.json");
+        let trusted = std::fs::read_to_string(&genesis)
+            .map_err(io_error(&genesis))
+            .and_then(|json| TrustedL1::from_genesis_json(&json).map_err(|e| BenchError::Invalid(e.to_string())))?;
+        let client = WorkflowClient::new(l2.api_url.clone(), Duration::from_secs(30));
+        let (mut bytes, mut verify_us) = (Vec::new(), Vec::new());
+        for i in 0..options.sessions {
+            let run = client.supplier_session("demo-sup-1", "sup-1", &format!("PKG-PROOF-{size}-{i}")).await?;
+            let source = verify::ProofSource::Node { l1: &l1.api_url, token: "demo-auditor" };
+            let (proof, _) = verify::verify(source, &genesis, &run.session_id)
+                .await
+                .map_err(|e| BenchError::Invalid(e.to_string()))?;
+            bytes.push(serde_json::to_vec(&proof).map(|b| b.len() as f64).unwrap_or(0.0));
+            for _ in 0..options.repeats {
+                let started = std::time::Instant::now();
+                proof::verify(&proof, &trusted, &run.session_id).map_err(|e| BenchError::Invalid(e.to_string()))?;
+                verify_us.push(started.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        let (size_stats, time_stats) = (Summary::of(&bytes), Summary::of(&verify_us));
+        writeln!(
+            csv,
+            "{size},{},{},{:.0},{:.0},{:.0},{:.0}",
+            size.l1, size_stats.count, size_stats.p50, size_stats.max, time_stats.p50, time_stats.p99
+        )
+        .map_err(io_error(&path))?;
+        eprintln!(
+            "bench proofs {size}: {} proofs of {:.0} bytes (p50), verified in {:.0} µs (p50)",
+            size_stats.count, size_stats.p50, time_stats.p50
+        );
+    }
+    Ok(path)
+}
