@@ -16,6 +16,9 @@
 //! 5. the results' tree root is H+1's `last_results_hash` and this transaction's result is 0;
 //! 6. the transaction is the bundle of the session, with a bundle hash that matches its content.
 //!
+//! The L2 committer checks an inclusion proof (no block H+1, [`Check::Inclusion`]) so that a
+//! commit does not wait one more L1 block; clients check finality ([`Check::Finality`]).
+//!
 //! Trust: the L1 validator set is fixed in genesis, so "the trusted set signed" needs no header
 //! chain from genesis to H and no trusting period (there is no unbonding to outlast). Merkle
 //! roots are computed with tendermint-rs's `simple_hash_from_byte_vectors` over all leaves of the
@@ -31,7 +34,10 @@ use tendermint_light_client_verifier::{
 };
 
 use crate::{
-    app::tx::{tx_hash, Tx},
+    app::{
+        tx::{tx_hash, Tx},
+        LedgerEntry,
+    },
     cometbft::{CometRpc, RpcError},
     crypto::sha256,
 };
@@ -52,12 +58,15 @@ pub struct SessionProof {
     pub tx_index: u32,
     /// Hex SHA-256 of every transaction of block `height`, in block order.
     pub block_tx_hashes: Vec<String>,
-    /// The deterministic part of every transaction result of block `height`, in block order.
+    /// The deterministic part of every transaction result of block `height`, in block order
+    /// (empty in an inclusion proof).
+    #[serde(default)]
     pub block_results: Vec<ResultLeaf>,
     /// Block `height`'s signed header (header and commit), as CometBFT's `/commit` gives it.
     #[schema(value_type = Object)]
     pub signed_header: Value,
-    /// Block `height + 1`'s signed header.
+    /// Block `height + 1`'s signed header; absent from an inclusion proof (see [`Check`]).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     #[schema(value_type = Object)]
     pub next_signed_header: Value,
     /// L1's validators at `height`, as `/validators` gives them (checked against the trusted set).
@@ -155,13 +164,49 @@ pub struct Verified {
     pub total_power: u64,
 }
 
+/// How much a proof must show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Everything, the result code from H+1's `last_results_hash` included: what a client
+    /// verifies (`GET /v1/sessions/{id}/proof`, `bftws-node verify`).
+    Finality,
+    /// Inclusion in block H, committed by more than 2/3 of the trusted voting power, without
+    /// block H+1: what the L2 committer verifies before recording a receipt, so that a commit
+    /// does not wait one more L1 block. The result code follows from the application: every
+    /// validator's ProcessProposal refuses a block holding a transaction that does not execute
+    /// with code 0, so a block committed by more than 2/3 of the voting power (the assumption
+    /// the signatures already rest on) holds only such transactions.
+    Inclusion,
+}
+
 /// Checks `proof` against the trust anchor; `session_id` is the session the caller asks about.
 pub fn verify(proof: &SessionProof, trusted: &TrustedL1, session_id: &str) -> Result<Verified, ProofError> {
+    verify_as(proof, trusted, session_id, Check::Finality)
+}
+
+/// [`verify`] with a choice of [`Check`].
+pub fn verify_as(
+    proof: &SessionProof,
+    trusted: &TrustedL1,
+    session_id: &str,
+    check: Check,
+) -> Result<Verified, ProofError> {
     let header = parse_signed_header(&proof.signed_header, "signed_header")?;
-    let next = parse_signed_header(&proof.next_signed_header, "next_signed_header")?;
+    let next = match check {
+        Check::Finality if proof.next_signed_header.is_null() => {
+            return Err(ProofError::Height(format!(
+                "the proof has no block {} (an inclusion proof): the result cannot be checked",
+                proof.height + 1
+            )))
+        }
+        Check::Finality => Some(parse_signed_header(&proof.next_signed_header, "next_signed_header")?),
+        Check::Inclusion => None,
+    };
+    let headers: Vec<(&str, &SignedHeader)> =
+        std::iter::once(("H", &header)).chain(next.iter().map(|n| ("H+1", n))).collect();
 
     // 1. The trusted chain, at H and H+1.
-    for (name, signed) in [("H", &header), ("H+1", &next)] {
+    for &(name, signed) in &headers {
         if signed.header.chain_id.as_str() != trusted.chain_id {
             return Err(ProofError::ChainId(format!(
                 "header {name} is of chain {:?}, the trusted L1 is {:?}",
@@ -173,11 +218,11 @@ pub fn verify(proof: &SessionProof, trusted: &TrustedL1, session_id: &str) -> Re
     if proof.chain_id != trusted.chain_id {
         return Err(ProofError::ChainId(format!("the proof claims chain {:?}", proof.chain_id)));
     }
-    if header.header.height.value() != proof.height || next.header.height.value() != proof.height + 1 {
+    let next_height = next.as_ref().map_or(proof.height + 1, |n| n.header.height.value());
+    if header.header.height.value() != proof.height || next_height != proof.height + 1 {
         return Err(ProofError::Height(format!(
-            "headers at {} and {}, the proof claims block {} (and {})",
+            "headers at {} and {next_height}, the proof claims block {} (and {})",
             header.header.height,
-            next.header.height,
             proof.height,
             proof.height + 1
         )));
@@ -186,7 +231,7 @@ pub fn verify(proof: &SessionProof, trusted: &TrustedL1, session_id: &str) -> Re
     // 2. The trusted validators signed both, with more than 2/3 of their power.
     let verifier = ProdVerifier::default();
     let mut signed_power = 0;
-    for (name, signed) in [("H", &header), ("H+1", &next)] {
+    for &(name, signed) in &headers {
         let untrusted = UntrustedBlockState {
             signed_header: signed,
             validators: &trusted.validators,
@@ -217,13 +262,15 @@ pub fn verify(proof: &SessionProof, trusted: &TrustedL1, session_id: &str) -> Re
     }
 
     // 3. H+1 follows H.
-    let h_hash = header.header.hash();
-    let linked = next.header.last_block_id.map(|id| id.hash);
-    if linked != Some(h_hash) {
-        return Err(ProofError::HeaderChain(format!(
-            "header H+1 follows block {}, not header H ({h_hash})",
-            linked.map(|h| h.to_string()).unwrap_or_else(|| "none".into())
-        )));
+    if let Some(next) = &next {
+        let h_hash = header.header.hash();
+        let linked = next.header.last_block_id.map(|id| id.hash);
+        if linked != Some(h_hash) {
+            return Err(ProofError::HeaderChain(format!(
+                "header H+1 follows block {}, not header H ({h_hash})",
+                linked.map(|h| h.to_string()).unwrap_or_else(|| "none".into())
+            )));
+        }
     }
 
     // 4. The transaction is in H.
@@ -257,26 +304,29 @@ pub fn verify(proof: &SessionProof, trusted: &TrustedL1, session_id: &str) -> Re
         )));
     }
 
-    // 5. Its result is 0, as H+1 records.
-    if proof.block_results.len() != leaves.len() {
-        return Err(ProofError::TxResult(format!(
-            "{} results for {} transactions",
-            proof.block_results.len(),
-            leaves.len()
-        )));
-    }
-    let results: Vec<Vec<u8>> = proof.block_results.iter().map(ResultLeaf::encode).collect::<Result<_, _>>()?;
-    let results_root = merkle::simple_hash_from_byte_vectors::<Sha256>(&results);
-    if next.header.last_results_hash.map(|h| h.as_bytes().to_vec()) != Some(results_root.to_vec()) {
-        return Err(ProofError::TxResult(format!(
-            "the results hash to {}, header H+1's last_results_hash is {}",
-            hex::encode_upper(results_root),
-            next.header.last_results_hash.map(|h| h.to_string()).unwrap_or_else(|| "empty".into())
-        )));
-    }
-    let code = proof.block_results[index].code;
-    if code != 0 {
-        return Err(ProofError::TxResult(format!("the tx's result code is {code}, not 0")));
+    // 5. Its result is 0, as H+1 records (an inclusion check rests on ProcessProposal: see
+    // [`Check::Inclusion`]).
+    if let Some(next) = &next {
+        if proof.block_results.len() != leaves.len() {
+            return Err(ProofError::TxResult(format!(
+                "{} results for {} transactions",
+                proof.block_results.len(),
+                leaves.len()
+            )));
+        }
+        let results: Vec<Vec<u8>> = proof.block_results.iter().map(ResultLeaf::encode).collect::<Result<_, _>>()?;
+        let results_root = merkle::simple_hash_from_byte_vectors::<Sha256>(&results);
+        if next.header.last_results_hash.map(|h| h.as_bytes().to_vec()) != Some(results_root.to_vec()) {
+            return Err(ProofError::TxResult(format!(
+                "the results hash to {}, header H+1's last_results_hash is {}",
+                hex::encode_upper(results_root),
+                next.header.last_results_hash.map(|h| h.to_string()).unwrap_or_else(|| "empty".into())
+            )));
+        }
+        let code = proof.block_results[index].code;
+        if code != 0 {
+            return Err(ProofError::TxResult(format!("the tx's result code is {code}, not 0")));
+        }
     }
 
     // 6. It is this session's bundle.
@@ -325,74 +375,72 @@ fn signed_power_of(signed: &SignedHeader, validators: &validator::Set) -> u64 {
         .sum()
 }
 
-/// Builds the proof of the transaction `tx_hash` (a committed bundle) from a CometBFT node.
-/// Block H+1 exists soon after H (CometBFT makes it to commit H's app hash); until it does this
-/// is [`ProofError::Source`] and the caller retries.
+/// Builds the proof of a committed bundle (its L1 ledger entry: session, bundle hash, tx hash and
+/// block) from a CometBFT node: the block and its commit, and for [`Check::Finality`] the
+/// block's results and block H+1's commit (CometBFT makes H+1 right after H to commit H's app
+/// hash; until then this is [`ProofError::Source`] and the caller retries). The calls of each
+/// step run together.
 pub async fn build(
     rpc: &CometRpc,
     chain_id: &str,
-    session_id: &str,
-    bundle_hash: &str,
-    tx_hash: &str,
+    entry: &LedgerEntry,
+    check: Check,
 ) -> Result<SessionProof, ProofError> {
+    let (height, tx_hash) = (entry.height, entry.tx_hash.as_str());
     let source = |e: RpcError| ProofError::Source(e.to_string());
-    let found = rpc
-        .tx(tx_hash)
-        .await
-        .map_err(source)?
-        .ok_or_else(|| ProofError::Source(format!("CometBFT does not know tx {tx_hash}")))?;
-    let height: u64 = found["height"]
-        .as_str()
-        .and_then(|h| h.parse().ok())
-        .ok_or_else(|| ProofError::Source("/tx gave no height".into()))?;
-    let tx_index = found["index"].as_u64().ok_or_else(|| ProofError::Source("/tx gave no index".into()))? as u32;
-    let tx = found["tx"].as_str().unwrap_or_default().to_owned();
-
-    let block = rpc.call("block", json!({"height": height.to_string()})).await.map_err(source)?;
-    let block_tx_hashes = block["block"]["data"]["txs"]
+    let at = |h: u64| json!({"height": h.to_string()});
+    let (block, commit) = tokio::join!(rpc.call("block", at(height)), rpc.call("commit", at(height)));
+    let (block, signed_header) = (block.map_err(source)?, commit.map_err(source)?["signed_header"].clone());
+    let txs: Vec<&str> = block["block"]["data"]["txs"]
         .as_array()
-        .map(|txs| {
-            txs.iter()
-                .map(|tx| {
-                    let bytes = base64::engine::general_purpose::STANDARD.decode(tx.as_str().unwrap_or_default());
-                    bytes.map(|b| hex::encode_upper(sha256(&b)))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .unwrap_or(Ok(Vec::new()))
-        .map_err(|e| ProofError::Source(format!("a block tx is not base64: {e}")))?;
-    let results = rpc.call("block_results", json!({"height": height.to_string()})).await.map_err(source)?;
-    let number = |v: &Value| v.as_str().and_then(|s| s.parse::<i64>().ok()).or(v.as_i64()).unwrap_or(0);
-    let block_results = results["txs_results"]
-        .as_array()
-        .map(|all| {
-            all.iter()
-                .map(|r| ResultLeaf {
-                    code: r["code"].as_u64().unwrap_or(0) as u32,
-                    data: r["data"].as_str().unwrap_or_default().to_owned(),
-                    gas_wanted: number(&r["gas_wanted"]),
-                    gas_used: number(&r["gas_used"]),
-                })
-                .collect()
-        })
+        .map(|txs| txs.iter().map(|tx| tx.as_str().unwrap_or_default()).collect())
         .unwrap_or_default();
-    let commit = |h: u64| rpc.call("commit", json!({"height": h.to_string()}));
-    let signed_header = commit(height).await.map_err(source)?["signed_header"].clone();
-    let next_signed_header = commit(height + 1).await.map_err(source)?["signed_header"].clone();
-    let validators =
-        rpc.call("validators", json!({"height": height.to_string(), "per_page": "100"})).await.map_err(source)?
-            ["validators"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+    let block_tx_hashes = txs
+        .iter()
+        .map(|tx| base64::engine::general_purpose::STANDARD.decode(tx).map(|b| hex::encode_upper(sha256(&b))))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ProofError::Source(format!("a block tx is not base64: {e}")))?;
+    let tx_index = block_tx_hashes
+        .iter()
+        .position(|hash| hash.eq_ignore_ascii_case(tx_hash))
+        .ok_or_else(|| ProofError::Source(format!("tx {tx_hash} is not in block {height}")))?;
+    let tx = txs[tx_index].to_owned();
+
+    let (block_results, next_signed_header, validators) = match check {
+        Check::Inclusion => (Vec::new(), Value::Null, Vec::new()),
+        Check::Finality => {
+            let (results, next, validators) = tokio::join!(
+                rpc.call("block_results", at(height)),
+                rpc.call("commit", at(height + 1)),
+                rpc.call("validators", json!({"height": height.to_string(), "per_page": "100"}))
+            );
+            let number = |v: &Value| v.as_str().and_then(|s| s.parse::<i64>().ok()).or(v.as_i64()).unwrap_or(0);
+            let results = results.map_err(source)?["txs_results"]
+                .as_array()
+                .map(|all| {
+                    all.iter()
+                        .map(|r| ResultLeaf {
+                            code: r["code"].as_u64().unwrap_or(0) as u32,
+                            data: r["data"].as_str().unwrap_or_default().to_owned(),
+                            gas_wanted: number(&r["gas_wanted"]),
+                            gas_used: number(&r["gas_used"]),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let next = next.map_err(source)?["signed_header"].clone();
+            let validators = validators.map_err(source)?["validators"].as_array().cloned().unwrap_or_default();
+            (results, next, validators)
+        }
+    };
     Ok(SessionProof {
         chain_id: chain_id.to_owned(),
-        session_id: session_id.to_owned(),
-        bundle_hash: bundle_hash.to_owned(),
+        session_id: entry.session_id.clone(),
+        bundle_hash: entry.bundle_hash.clone(),
         height,
         tx_hash: tx_hash.to_owned(),
         tx,
-        tx_index,
+        tx_index: tx_index as u32,
         block_tx_hashes,
         block_results,
         signed_header,

@@ -619,6 +619,14 @@ async fn session_proofs_verify_against_the_l1_genesis_and_any_change_is_caught()
         }
     });
     assert!(matches!(&err, ProofError::Signatures(m) if m.contains("more than 2/3")), "{err}");
+    // Without block H+1 the proof shows inclusion (what the L2 committer checks) but not the
+    // result: a client's finality check refuses it.
+    let mut inclusion = proof.clone();
+    inclusion.next_signed_header = Value::Null;
+    inclusion.block_results.clear();
+    proof::verify_as(&inclusion, &trusted, &run.session_id, proof::Check::Inclusion).expect("inclusion verifies");
+    let err = proof::verify(&inclusion, &trusted, &run.session_id).expect_err("no finality without H+1");
+    assert!(matches!(err, ProofError::Height(_)), "{err}");
     // Another session's name on this proof.
     let err = proof::verify(&proof, &trusted, "some-other-session").expect_err("another session");
     assert!(matches!(err, ProofError::Session(_)), "{err}");
@@ -658,7 +666,7 @@ async fn a_lying_l1_node_is_caught_and_the_bundle_commits_through_another() {
         ("a receipt at another height", |answer| answer["data"]["height"] = json!(1)),
         ("no proof", |answer| answer["proof"] = Value::Null),
         ("a forged commit signature", |answer| {
-            let signatures = answer["proof"]["next_signed_header"]["commit"]["signatures"].as_array_mut().unwrap();
+            let signatures = answer["proof"]["signed_header"]["commit"]["signatures"].as_array_mut().unwrap();
             let present = signatures.iter_mut().find(|s| s["signature"].is_string()).unwrap();
             present["signature"] = json!(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 64]));
         }),

@@ -28,7 +28,7 @@ use crate::{
         App, LedgerEntry, Receipt, TxCode,
     },
     origin::WriteError,
-    proof::{self, SessionProof},
+    proof::{self, Check, SessionProof},
     registry::{ids, Actor, AppError, Layer},
 };
 
@@ -69,7 +69,7 @@ async fn get_session_proof(
         .chain()
         .cometbft()
         .ok_or_else(|| ApiError::new(503, "unavailable", "this node runs without CometBFT: no proofs"))?;
-    let proof = proof::build(rpc, origin.chain().chain_id(), &id, &entry.bundle_hash, &entry.tx_hash)
+    let proof = proof::build(rpc, origin.chain().chain_id(), &entry, Check::Finality)
         .await
         .map_err(|e| ApiError::new(503, "unavailable", e.to_string()).retry_after(1))?;
     Ok(Json(json!({"data": proof})).into_response())
@@ -105,7 +105,7 @@ async fn proof_from_l1(state: &ApiState, actor: &Actor, id: &str, headers: &Head
 /// with the same hash answers its original receipt.
 #[utoipa::path(post, path = "/v1/l1/bundles", tag = "l1", params(SubmitOptions),
     request_body(content = Object, description = "a SignedBundle: {bundle, committer_key, signature}"),
-    responses((status = 200, body = Receipt, description = "`{data: receipt}`, and `proof` (a SessionProof) when asked"), (status = 422, body = ErrorBody, description = "L1 refused the bundle"),
+    responses((status = 200, body = Receipt, description = "`{data: receipt}`, and `proof` (a SessionProof of inclusion, without block H+1) when asked"), (status = 422, body = ErrorBody, description = "L1 refused the bundle"),
         (status = 429, body = ErrorBody, description = "this source's bundles were refused too often; retry after `Retry-After`"),
         (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn submit_bundle(
@@ -135,13 +135,13 @@ async fn submit_bundle(
 
 #[derive(Debug, Deserialize, IntoParams)]
 struct SubmitOptions {
-    /// Answer with the receipt's proof of finality too (`proof`), once block H+1 is committed.
+    /// Answer with the receipt's proof of inclusion too (`proof`): block H's signed header and
+    /// its transactions' hashes, without block H+1 (what the L2 committer verifies).
     proof: Option<bool>,
 }
 
-/// How long an answer with a proof waits for block H+1 (CometBFT makes it right after H, to
-/// commit H's app hash).
-const NEXT_BLOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long an answer with a proof waits for block H's commit to be readable.
+const PROOF_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The answer to a committed bundle: its receipt and, when asked, its proof.
 async fn answer(state: &ApiState, entry: &LedgerEntry, with_proof: bool) -> Result<Json<Value>, ApiError> {
@@ -155,9 +155,9 @@ async fn answer(state: &ApiState, entry: &LedgerEntry, with_proof: bool) -> Resu
         .chain()
         .cometbft()
         .ok_or_else(|| ApiError::new(503, "unavailable", "this node runs without CometBFT: no proofs"))?;
-    let deadline = Instant::now() + NEXT_BLOCK_WAIT;
+    let deadline = Instant::now() + PROOF_WAIT;
     loop {
-        match proof::build(rpc, chain_id, &entry.session_id, &entry.bundle_hash, &entry.tx_hash).await {
+        match proof::build(rpc, chain_id, entry, Check::Inclusion).await {
             Ok(proof) => return Ok(Json(json!({"data": receipt, "proof": proof}))),
             Err(e) if Instant::now() >= deadline => {
                 return Err(

@@ -17,7 +17,7 @@ use crate::{
     chain::BoxFuture,
     http_client::JsonClient,
     metrics::Metrics,
-    proof::{self, SessionProof, TrustedL1},
+    proof::{self, Check, SessionProof, TrustedL1},
 };
 
 /// A live L1 node accepts a connection at once; waiting longer only means it (or its host) is
@@ -65,8 +65,8 @@ impl HttpL1Client {
         let Some(verifier) = &self.verifier else { return Ok(receipt) };
         let proof: SessionProof = serde_json::from_value(body["proof"].clone())
             .map_err(|e| format!("the receipt comes without a readable proof: {e}"))?;
-        let verified =
-            proof::verify(&proof, &verifier.trusted, &bundle.bundle.session_id).map_err(|e| e.to_string())?;
+        let verified = proof::verify_as(&proof, &verifier.trusted, &bundle.bundle.session_id, Check::Inclusion)
+            .map_err(|e| e.to_string())?;
         let claims = (receipt.height, receipt.tx_hash.as_str(), receipt.bundle_hash.as_str(), receipt.code);
         let proven = (verified.height, verified.tx_hash.as_str(), verified.bundle_hash.as_str(), 0);
         if claims != proven || verified.bundle_hash != bundle.bundle.bundle_hash {
