@@ -294,18 +294,7 @@ C
 # the default StorageClass that binds them when a pod is scheduled.
 node_cluster_objects() {
 	local dir=$1 i
-	cat <<Y
----
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata:
-  name: standard
-  annotations:
-    storageclass.kubernetes.io/is-default-class: "true"
-provisioner: kubernetes.io/no-provisioner
-volumeBindingMode: WaitForFirstConsumer
-reclaimPolicy: Delete
-Y
+	storage_class false # a local volume cannot grow
 	for ((i = 0; i < PVS; i++)); do
 		cat <<Y
 ---

@@ -228,6 +228,24 @@ KC
 	chmod 600 "$f"
 }
 
+# The default StorageClass "standard": PersistentVolumes made in advance, bound when a pod is
+# scheduled. storage_class EXPANDABLE (true|false).
+storage_class() {
+	cat <<Y
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Delete
+allowVolumeExpansion: $1
+Y
+}
+
 cluster_objects() { # fake nodes, and a default StorageClass with a pool of hostPath PVs
 	local i
 	for ((i = 0; i < NODES; i++)); do
@@ -253,19 +271,7 @@ status:
   capacity: {cpu: "32", memory: 256Gi, pods: "110", ephemeral-storage: 1Ti}
 Y
 	done
-	cat <<Y
----
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata:
-  name: standard
-  annotations:
-    storageclass.kubernetes.io/is-default-class: "true"
-provisioner: kubernetes.io/no-provisioner
-volumeBindingMode: WaitForFirstConsumer
-reclaimPolicy: Delete
-allowVolumeExpansion: true
-Y
+	storage_class true
 	for ((i = 0; i < PVS; i++)); do
 		cat <<Y
 ---
