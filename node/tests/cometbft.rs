@@ -138,6 +138,25 @@ async fn the_full_workflow_returns_receipts_found_on_l1() {
         assert_eq!(status, 200, "{}: {body}", node.name);
         assert_eq!(body["data"]["receipt"], warehouse.receipt);
     }
+    // The package's audit history, from L2 and from L1: both sessions, each with a proof that
+    // verifies against the L1 genesis alone.
+    let genesis =
+        std::fs::read_to_string(devnet.node("l1-0").unwrap().dir.join("cometbft/config/genesis.json")).unwrap();
+    let trusted = bftws_framework::proof::TrustedL1::from_genesis_json(&genesis).unwrap();
+    for base in [api(&devnet, "l2-0"), api(&devnet, "l1-3")] {
+        let (status, body) = http.get(&base, "demo-auditor", "/v1/packages/PKG-E2E-1/history").await;
+        assert_eq!(status, 200, "{base}: {body}");
+        assert_eq!(body["data"]["record"]["package_id"], "PKG-E2E-1");
+        let sessions = body["data"]["sessions"].as_array().unwrap();
+        let ids: Vec<&str> = sessions.iter().map(|s| s["session_id"].as_str().unwrap()).collect();
+        assert_eq!(ids, [supplier.session_id.as_str(), warehouse.session_id.as_str()], "{base}");
+        for entry in sessions {
+            assert_eq!(entry["committed"], true, "{base}: {entry}");
+            let proof = serde_json::from_value(entry["proof"].clone()).unwrap();
+            bftws_framework::proof::verify(&proof, &trusted, entry["session_id"].as_str().unwrap())
+                .unwrap_or_else(|e| panic!("{base}: {e}"));
+        }
+    }
 }
 
 /// Builds a real supplier-session bundle for the devnet's chains on an in-process network.

@@ -59,12 +59,24 @@ async fn get_session_proof(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     ids::check("id", &id)?;
+    let (status, body) = session_proof(&state, &actor, &id, &headers).await?;
+    Ok((status, Json(body)).into_response())
+}
+
+/// A session's proof answer, `{data: proof}` or a refusal (status and body): built on L1,
+/// asked of L1 on L2.
+pub(super) async fn session_proof(
+    state: &ApiState,
+    actor: &Actor,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<(StatusCode, Value), ApiError> {
     let origin = state.origin();
     if origin.layer() == Layer::L2 {
-        return proof_from_l1(&state, &actor, &id, &headers).await;
+        return proof_from_l1(state, actor, id, headers).await;
     }
-    let entry = app::ledger_entry(&origin.chain().snapshot()?, &id)?
-        .ok_or_else(|| AppError::not_found("ledger session", &id))?;
+    let entry =
+        app::ledger_entry(&origin.chain().snapshot()?, id)?.ok_or_else(|| AppError::not_found("ledger session", id))?;
     let rpc = origin
         .chain()
         .cometbft()
@@ -72,11 +84,16 @@ async fn get_session_proof(
     let proof = proof::build(rpc, origin.chain().chain_id(), &entry, Check::Finality)
         .await
         .map_err(|e| ApiError::new(503, "unavailable", e.to_string()).retry_after(1))?;
-    Ok(Json(json!({"data": proof})).into_response())
+    Ok((StatusCode::OK, json!({"data": proof})))
 }
 
 /// On L2: the session's proof as L1 gives it (L1's own refusal passed on as it is).
-async fn proof_from_l1(state: &ApiState, actor: &Actor, id: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+async fn proof_from_l1(
+    state: &ApiState,
+    actor: &Actor,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<(StatusCode, Value), ApiError> {
     let origin = state.origin();
     let log = SessionLog::read(&origin.chain().snapshot()?, id)?.ok_or_else(|| AppError::not_found("session", id))?;
     if log.owner != actor.id && !origin.registry().reads_all_sessions(actor) {
@@ -97,8 +114,7 @@ async fn proof_from_l1(state: &ApiState, actor: &Actor, id: &str, headers: &Head
         .session_proof(id, bearer)
         .await
         .map_err(|e| ApiError::new(503, "unavailable", e.to_string()).retry_after(1))?;
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-    Ok((status, Json(body)).into_response())
+    Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), body))
 }
 
 /// Submit a signed session bundle; answers once it is final on L1. A bundle already committed

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use axum::{
     extract::{Path, State},
-    http::{StatusCode, Uri},
+    http::{HeaderMap, StatusCode, Uri},
     routing::{get, post},
     Json, Router,
 };
@@ -40,9 +40,15 @@ pub(super) fn service_router(registry: &Registry) -> Router<ApiState> {
     }
     for route in registry.service().read_routes() {
         router = router.route(route.pattern.as_str(), get(read_route));
+        if route.history.is_some() {
+            router = router.route(&format!("{}{HISTORY}", route.pattern.as_str()), get(history_route));
+        }
     }
     router
 }
+
+/// The suffix of a read route's audit history route.
+const HISTORY: &str = "/history";
 
 /// Adds the service's routes to the API document, from their metadata and request types.
 pub(super) fn document_service_routes(registry: &Registry, openapi: &mut utoipa::openapi::OpenApi) {
@@ -127,7 +133,24 @@ pub(super) fn document_service_routes(registry: &Registry, openapi: &mut utoipa:
                     .build(),
             )
             .response("4XX", reply("refused: the error envelope", "ErrorBody"));
-        openapi.paths.add_path_operation(route.pattern.as_str(), vec![HttpMethod::Get], operation.build());
+        let operation = operation.build();
+        if route.history.is_some() {
+            let mut history = operation.clone();
+            history.operation_id = Some(format!("{}.history", route.op));
+            history.summary = Some(format!("{} (history)", route.summary));
+            history.description = Some(
+                "The record with the sessions that made it, each committed one with its proof of finality on L1 \
+                 (`SessionProof`, checked by `bftws-node verify`)"
+                    .to_owned(),
+            );
+            let answer = ResponseBuilder::new()
+                .description("`{data: {record, sessions: [{session_id, committed, proof?}]}, meta: {height}}`")
+                .build();
+            history.responses.responses.insert("200".to_owned(), answer.into());
+            let path = format!("{}{HISTORY}", route.pattern.as_str());
+            openapi.paths.add_path_operation(path, vec![HttpMethod::Get], history);
+        }
+        openapi.paths.add_path_operation(route.pattern.as_str(), vec![HttpMethod::Get], operation);
     }
     let schemas = &mut openapi.components.get_or_insert_with(Default::default).schemas;
     for (name, schema) in components {
@@ -182,6 +205,46 @@ async fn read_route(
     let data = (route.handler)(&registry.service_state(&snapshot), &actor, &params)?;
     let height = snapshot.last_block()?.height;
     Ok(Json(json!({"data": data, "meta": {"height": height}})))
+}
+
+/// A read route's record with the sessions that made it, each committed one with its proof of
+/// finality on L1 (`committed: false` for one that is not, yet): an auditor checks the whole
+/// history with `bftws_framework::proof::verify` against L1's genesis.
+async fn history_route(
+    State(state): State<ApiState>,
+    Authenticated(actor): Authenticated,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let registry = state.origin().registry();
+    let path = uri.path().strip_suffix(HISTORY).unwrap_or_default();
+    let (route, params) = registry
+        .service()
+        .read_routes()
+        .into_iter()
+        .filter(|route| route.history.is_some())
+        .find_map(|route| route.pattern.matches(path).map(|params| (route, params)))
+        .ok_or_else(|| ApiError::new(404, "not_found", format!("no route for {}", uri.path())))?;
+    let snapshot = state.origin().chain().snapshot()?;
+    let record = (route.handler)(&registry.service_state(&snapshot), &actor, &params)?;
+    let height = snapshot.last_block()?.height;
+    drop(snapshot);
+    let mut sessions = Vec::new();
+    for session_id in route.history.map(|history| history(&record)).unwrap_or_default() {
+        let (status, body) = super::l1::session_proof(&state, &actor, &session_id, &headers).await?;
+        sessions.push(match status.as_u16() {
+            200 => json!({"session_id": session_id, "committed": true, "proof": body["data"]}),
+            404 | 409 => json!({"session_id": session_id, "committed": false}),
+            _ => {
+                return Err(ApiError::new(
+                    status.as_u16(),
+                    "l1_refused",
+                    format!("proof of {session_id}: {}", body["error"]["message"]),
+                ))
+            }
+        });
+    }
+    Ok(Json(json!({"data": {"record": record, "sessions": sessions}, "meta": {"height": height}})))
 }
 
 /// Commit the session to L1: 200 with the receipt once L1 has it; 202 while L1 does not answer

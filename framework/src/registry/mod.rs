@@ -343,6 +343,10 @@ pub struct ReadRoute {
     pub summary: &'static str,
     /// The schema of the answer's `data`.
     pub response: Option<SchemaFn>,
+    /// The sessions whose commits made the record this route reads, in order, from its answer:
+    /// the framework then also serves `{pattern}/history`, the record with each of them and, once
+    /// committed, its proof of finality on L1 (an audit read). `None`: no history route.
+    pub history: Option<fn(&Value) -> Vec<String>>,
 }
 
 /// A read handler: the service's state, the authenticated actor and the path parameters.

@@ -138,6 +138,7 @@ impl Service for Escrow {
                 handler: handlers::read_listing,
                 summary: "Read a listing",
                 response: Some(schema_of::<model::Listing>),
+                history: None,
             },
             ReadRoute {
                 op: "escrow.account",
@@ -145,6 +146,7 @@ impl Service for Escrow {
                 handler: handlers::read_account,
                 summary: "Read an account (its owner, admins and auditors)",
                 response: Some(schema_of::<model::Account>),
+                history: None,
             },
         ]
     }

@@ -154,6 +154,14 @@ impl Service for SupplyChain {
             handler: handlers::read_package,
             summary: "Read a package. The supplier's manifest `signature` is shown only to the package's supplier, admins and auditors: a warehouse operator must present the signature the physical package carries at `validate`",
             response: Some(schema_of::<model::PackageRecord>),
+            // `/v1/packages/{id}/history`: the supplier session that registered it, then the
+            // warehouse session that scanned it.
+            history: Some(|package| {
+                ["registered_in", "claimed_by"]
+                    .iter()
+                    .filter_map(|field| package[*field].as_str().map(str::to_owned))
+                    .collect()
+            }),
         }]
     }
 
