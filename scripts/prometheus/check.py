@@ -19,7 +19,13 @@ import urllib.request
 # Queries allowed to return nothing on a healthy devnet: nothing has been rejected or failed.
 MAY_BE_EMPTY = ('result!="committed"',)
 # Rules that must not fire on a healthy 4-1 devnet.
-MUST_NOT_FIRE = {"BftwsQuorumAtRisk", "BftwsL1HeightStalled", "BftwsBundlesRejected", "BftwsCommitLatencyHigh"}
+MUST_NOT_FIRE = {
+    "BftwsQuorumAtRisk",
+    "BftwsL1HeightStalled",
+    "BftwsBundlesRejected",
+    "BftwsCommitLatencyHigh",
+    "BftwsL1ReceiptUnverified",
+}
 
 
 def get(base, path, **params):
