@@ -64,6 +64,11 @@ pub struct BftWebServiceSpec {
     /// Image pull policy of every container (Kubernetes' default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<ImagePullPolicy>,
+    /// The PriorityClass of every pod (validators usually deserve a high one, so they are not
+    /// preempted by ordinary workloads). Absent: the cluster's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub priority_class_name: Option<String>,
     /// Which service of the node image the nodes run.
     #[serde(default)]
     pub service: ServiceSpec,

@@ -31,6 +31,7 @@ pub(crate) fn demo_ws() -> BftWebService {
     let spec = BftWebServiceSpec {
         image: "registry.example/bftws-node:test".to_owned(),
         image_pull_policy: None,
+        priority_class_name: None,
         service: Default::default(),
         l1: L1Spec { replicas: 4, resources: None, storage: Default::default() },
         l2: L2Spec { replicas: 1, validators: 1, resources: None, storage: Default::default() },

@@ -90,6 +90,7 @@ pub struct ValidatedBftws {
     pub owner: OwnerReference,
     pub image: String,
     pub image_pull_policy: Option<String>,
+    pub priority_class_name: Option<String>,
     /// The service the nodes run (one the node image links).
     pub service: String,
     pub deletion_policy: DeletionPolicy,
@@ -192,6 +193,7 @@ pub fn validate(obj: &BftWebService, observed: &Observed) -> Result<ValidatedBft
         owner,
         image: spec.image.clone(),
         image_pull_policy: spec.image_pull_policy.map(|policy| policy.as_str().to_owned()),
+        priority_class_name: spec.priority_class_name.clone(),
         service,
         deletion_policy: spec.deletion_policy,
         genesis_time,

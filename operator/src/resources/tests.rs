@@ -29,6 +29,32 @@ fn statefulsets() {
     insta::assert_yaml_snapshot!("statefulset_l2", resources.statefulsets.l2);
 }
 
+/// A priority class and a layer's own resources reach every pod of that layer; the other
+/// layer keeps the default requests.
+#[test]
+fn priority_class_and_resources_reach_the_pods() {
+    let mut obj = demo_ws();
+    obj.spec.priority_class_name = Some("bftws-validators".to_owned());
+    let wanted: k8s_openapi::api::core::v1::ResourceRequirements =
+        serde_json::from_value(serde_json::json!({"requests": {"cpu": "2", "memory": "1Gi"}})).unwrap();
+    obj.spec.l1.resources = Some(wanted.clone());
+    let v = validated(&obj);
+    let built = build(&v, &keys(&v)).unwrap();
+    for (layer, statefulset) in [("l1", &built.statefulsets.l1), ("l2", &built.statefulsets.l2)] {
+        let pod = statefulset.spec.template.spec.as_ref().unwrap();
+        assert_eq!(pod.priority_class_name.as_deref(), Some("bftws-validators"), "{layer}");
+        let app = &pod.init_containers.as_ref().unwrap()[1];
+        let requests = |c: &k8s_openapi::api::core::v1::Container| c.resources.clone().unwrap();
+        if layer == "l1" {
+            assert_eq!(requests(app), wanted);
+            assert_eq!(requests(&pod.containers[0]), wanted);
+        } else {
+            assert_eq!(requests(app).requests.unwrap()["memory"].0, "64Mi");
+            assert_eq!(requests(&pod.containers[0]).requests.unwrap()["memory"].0, "128Mi");
+        }
+    }
+}
+
 #[test]
 fn services() {
     insta::assert_yaml_snapshot!(resources().services);
