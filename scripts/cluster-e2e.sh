@@ -60,6 +60,9 @@ t=$SECONDS
   --wait --timeout 180s >/dev/null || fail "helm install"
 [ "$(kubectl -n "$OPNS" get deploy bftws-operator -o 'jsonpath={.status.readyReplicas}')" = 2 ] ||
   fail "the operator Deployment has no 2 ready replicas"
+# Its PodDisruptionBudget sees both replicas and allows one to go.
+pdb_allows() { [ "$(kubectl -n "$OPNS" get pdb bftws-operator -o 'jsonpath={.status.disruptionsAllowed}')" = 1 ]; }
+until_ok 30 pdb_allows || fail "the operator's PodDisruptionBudget does not allow exactly one disruption"
 ok "helm install: 2 operator pods from $OPERATOR_IMAGE Running and Ready in $((SECONDS - t)) s"
 
 # ---- the 4-1 sample on real pods -------------------------------------------------------------

@@ -92,7 +92,7 @@ one_leader() {
 all_on=metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true,metrics.prometheusRule.enabled=true
 "$HELM" lint --strict "$CHART" --set "$all_on,watchNamespace=$NS" >/dev/null || fail "helm lint with every option on"
 rendered=$("$HELM" template "$RELEASE" "$CHART" -n "$OPNS" --set "$all_on,watchNamespace=$NS")
-for kind in ServiceMonitor PodMonitor PrometheusRule Role RoleBinding Deployment ConfigMap; do
+for kind in ServiceMonitor PodMonitor PrometheusRule Role RoleBinding Deployment ConfigMap PodDisruptionBudget; do
   grep -q "^kind: $kind\$" <<<"$rendered" || fail "helm template with every option on renders no $kind"
 done
 if grep -q '^kind: ClusterRole' <<<"$rendered"; then fail "watchNamespace still renders a ClusterRole"; fi
