@@ -28,7 +28,8 @@ use bftws_supply_chain::demo;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-/// Devnets are heavy for a 2-core machine: one at a time.
+/// Devnets are heavy for a 2-core machine: one at a time. New tests take base ports below the
+/// kernel's ephemeral range (32768 and up), where an outgoing connection can hold a port first.
 static ONE_DEVNET_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 fn cometbft() -> PathBuf {
@@ -564,7 +565,7 @@ async fn session_proofs_verify_against_the_l1_genesis_and_any_change_is_caught()
     use bftws_node::verify::{self, ProofSource};
 
     let _one = ONE_DEVNET_AT_A_TIME.lock().await;
-    let (dir, spec) = spec("proofs", 32800);
+    let (dir, spec) = spec("proofs", 29000);
     let devnet = start(spec).await;
     let client = WorkflowClient::new(api(&devnet, "l2-0"), Duration::from_secs(30));
     let run = client.supplier_session("demo-sup-1", "sup-1", "PKG-PROOF-1").await.expect("supplier session");
@@ -674,7 +675,7 @@ async fn a_lying_l1_node_is_caught_and_the_bundle_commits_through_another() {
     };
 
     let _one = ONE_DEVNET_AT_A_TIME.lock().await;
-    let (_dir, spec) = spec("liar", 33000);
+    let (_dir, spec) = spec("liar", 29200);
     let devnet = start(spec).await;
     let honest = api(&devnet, "l1-2");
     let genesis = devnet.node("l1-0").unwrap().dir.join("cometbft/config/genesis.json");
