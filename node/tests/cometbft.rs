@@ -423,7 +423,7 @@ async fn commits_finish_whatever_happens_to_the_client_the_node_or_l1() {
 #[tokio::test]
 async fn a_flood_of_refused_bundles_stops_no_validator_and_honest_sessions_commit() {
     let _one = ONE_DEVNET_AT_A_TIME.lock().await;
-    let (_dir, spec) = spec("flood", 32400);
+    let (_dir, spec) = spec("flood", 29400);
     let devnet = start(spec).await;
     let l2 = api(&devnet, "l2-0");
     let client = Client::new();
@@ -496,7 +496,7 @@ async fn a_flood_of_refused_bundles_stops_no_validator_and_honest_sessions_commi
 #[tokio::test]
 async fn the_escrow_service_commits_purchases_to_l1_and_l1_refuses_a_tampered_bundle() {
     let _one = ONE_DEVNET_AT_A_TIME.lock().await;
-    let (_dir, spec) = spec("escrow", 32600);
+    let (_dir, spec) = spec("escrow", 29600);
     let devnet = start(DevnetSpec { service: bftws_escrow::NAME.into(), ..spec }).await;
     let l2 = api(&devnet, "l2-0");
     let client = Client::new();
