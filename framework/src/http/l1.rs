@@ -27,6 +27,7 @@ use crate::{
         tx::{SignedBundle, Tx, MAX_TX_BYTES},
         App, LedgerEntry, Receipt, TxCode,
     },
+    cometbft::CometRpc,
     origin::WriteError,
     proof::{self, Check, SessionProof},
     registry::{ids, Actor, AppError, Layer},
@@ -77,14 +78,19 @@ pub(super) async fn session_proof(
     }
     let entry =
         app::ledger_entry(&origin.chain().snapshot()?, id)?.ok_or_else(|| AppError::not_found("ledger session", id))?;
-    let rpc = origin
-        .chain()
-        .cometbft()
-        .ok_or_else(|| ApiError::new(503, "unavailable", "this node runs without CometBFT: no proofs"))?;
-    let proof = proof::build(rpc, origin.chain().chain_id(), &entry, Check::Finality)
+    let proof = proof::build(cometbft(state)?, origin.chain().chain_id(), &entry, Check::Finality)
         .await
         .map_err(|e| ApiError::new(503, "unavailable", e.to_string()).retry_after(1))?;
     Ok((StatusCode::OK, json!({"data": proof})))
+}
+
+/// This node's CometBFT, which proofs are built from.
+fn cometbft(state: &ApiState) -> Result<&CometRpc, ApiError> {
+    state
+        .origin()
+        .chain()
+        .cometbft()
+        .ok_or_else(|| ApiError::new(503, "unavailable", "this node runs without CometBFT: no proofs"))
 }
 
 /// On L2: the session's proof as L1 gives it (L1's own refusal passed on as it is).
@@ -167,10 +173,7 @@ async fn answer(state: &ApiState, entry: &LedgerEntry, with_proof: bool) -> Resu
     if !with_proof {
         return Ok(Json(json!({"data": receipt})));
     }
-    let rpc = origin
-        .chain()
-        .cometbft()
-        .ok_or_else(|| ApiError::new(503, "unavailable", "this node runs without CometBFT: no proofs"))?;
+    let rpc = cometbft(state)?;
     let deadline = Instant::now() + PROOF_WAIT;
     loop {
         match proof::build(rpc, chain_id, entry, Check::Inclusion).await {
