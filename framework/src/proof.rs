@@ -69,7 +69,8 @@ pub struct SessionProof {
     #[serde(default, skip_serializing_if = "Value::is_null")]
     #[schema(value_type = Object)]
     pub next_signed_header: Value,
-    /// L1's validators at `height`, as `/validators` gives them (checked against the trusted set).
+    /// L1's validators at `height`, as `/validators` gives them: for the reader; verification
+    /// uses the trusted set, never this list.
     #[schema(value_type = Vec<Object>)]
     pub validators: Vec<Value>,
 }

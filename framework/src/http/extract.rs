@@ -14,21 +14,25 @@ use crate::registry::Actor;
 /// The actor behind the request's `Authorization: Bearer <token>`.
 pub(super) struct Authenticated(pub(super) Actor);
 
+/// The token of the request's `Authorization: Bearer <token>` header.
+pub(super) fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthenticated("missing 'Authorization: Bearer <token>' header"))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthenticated("the Authorization header must be 'Bearer <token>'"))
+}
+
 impl FromRequestParts<ApiState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthenticated("missing 'Authorization: Bearer <token>' header"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthenticated("the Authorization header must be 'Bearer <token>'"))?;
+        let token = bearer_token(&parts.headers)?;
         state
             .auth()
             .authenticate(token)

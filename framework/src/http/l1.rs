@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::{
     body::Bytes,
     extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State},
-    http::{header, HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Extension, Json,
 };
@@ -16,14 +16,14 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    extract::Authenticated,
+    extract::{bearer_token, Authenticated},
     refusals::{self, PeerAddr},
+    sessions::readable_session,
     ApiError, ApiState, ErrorBody,
 };
 use crate::{
     app::{
         self,
-        session::SessionLog,
         tx::{SignedBundle, Tx, MAX_TX_BYTES},
         App, LedgerEntry, Receipt, TxCode,
     },
@@ -100,24 +100,15 @@ async fn proof_from_l1(
     id: &str,
     headers: &HeaderMap,
 ) -> Result<(StatusCode, Value), ApiError> {
-    let origin = state.origin();
-    let log = SessionLog::read(&origin.chain().snapshot()?, id)?.ok_or_else(|| AppError::not_found("session", id))?;
-    if log.owner != actor.id && !origin.registry().reads_all_sessions(actor) {
-        return Err(ApiError::new(403, "forbidden", "only the session's owner, admins and auditors may read it"));
-    }
+    let log = readable_session(state, &state.origin().chain().snapshot()?, actor, id)?;
     if log.receipt.is_none() {
         return Err(ApiError::new(409, "not_committed", format!("session {id} has no L1 receipt yet")));
     }
     let committer =
         state.committer().ok_or_else(|| ApiError::new(503, "unavailable", "this L2 node has no L1 configured"))?;
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
     let (status, body) = committer
         .l1()
-        .session_proof(id, bearer)
+        .session_proof(id, bearer_token(headers)?)
         .await
         .map_err(|e| ApiError::new(503, "unavailable", e.to_string()).retry_after(1))?;
     Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), body))

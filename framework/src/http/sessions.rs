@@ -347,14 +347,26 @@ async fn get_session(
 ) -> Result<Json<Value>, ApiError> {
     ids::check("id", &id)?;
     let snapshot = state.origin().chain().snapshot()?;
-    let log = SessionLog::read(&snapshot, &id)?.ok_or_else(|| crate::registry::AppError::not_found("session", &id))?;
-    if log.owner != actor.id && !state.origin().registry().reads_all_sessions(&actor) {
-        return Err(ApiError::new(403, "forbidden", "only the session's owner, admins and auditors may read it"));
-    }
+    readable_session(&state, &snapshot, &actor, &id)?;
     let (data, expected_step) =
         session_json(&state, &snapshot, &id)?.ok_or_else(|| crate::registry::AppError::not_found("session", &id))?;
     let height = snapshot.last_block()?.height;
     Ok(Json(json!({"data": data, "meta": {"height": height, "expected_step": expected_step}})))
+}
+
+/// The record of a session `actor` may read: its owner's, or any for a role that reads all
+/// sessions.
+pub(super) fn readable_session(
+    state: &ApiState,
+    snapshot: &crate::store::Snapshot,
+    actor: &Actor,
+    id: &str,
+) -> Result<SessionLog, ApiError> {
+    let log = SessionLog::read(snapshot, id)?.ok_or_else(|| crate::registry::AppError::not_found("session", id))?;
+    if log.owner != actor.id && !state.origin().registry().reads_all_sessions(actor) {
+        return Err(ApiError::new(403, "forbidden", "only the session's owner, admins and auditors may read it"));
+    }
+    Ok(log)
 }
 
 /// A session as clients see it: the service's view, with where the session stands and L1's

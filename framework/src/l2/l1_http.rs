@@ -17,7 +17,7 @@ use crate::{
     chain::BoxFuture,
     http_client::JsonClient,
     metrics::Metrics,
-    proof::{self, Check, SessionProof, TrustedL1},
+    proof::{self, Check, SessionProof, TrustedL1, Verified},
 };
 
 /// A live L1 node accepts a connection at once; waiting longer only means it (or its host) is
@@ -37,6 +37,19 @@ pub struct HttpL1Client {
 struct ReceiptVerifier {
     trusted: TrustedL1,
     metrics: Arc<Metrics>,
+}
+
+impl ReceiptVerifier {
+    /// Reads and checks a proof an L1 node gave for `session_id`; a failure is counted.
+    fn check(&self, proof: &Value, session_id: &str, check: Check) -> Result<Verified, String> {
+        let checked = serde_json::from_value::<SessionProof>(proof.clone())
+            .map_err(|e| format!("no readable proof: {e}"))
+            .and_then(|proof| proof::verify_as(&proof, &self.trusted, session_id, check).map_err(|e| e.to_string()));
+        if checked.is_err() {
+            self.metrics.receipt_unverified();
+        }
+        checked
+    }
 }
 
 impl HttpL1Client {
@@ -63,13 +76,11 @@ impl HttpL1Client {
         let receipt: Receipt =
             serde_json::from_value(body["data"].clone()).map_err(|e| format!("unreadable receipt: {e}"))?;
         let Some(verifier) = &self.verifier else { return Ok(receipt) };
-        let proof: SessionProof = serde_json::from_value(body["proof"].clone())
-            .map_err(|e| format!("the receipt comes without a readable proof: {e}"))?;
-        let verified = proof::verify_as(&proof, &verifier.trusted, &bundle.bundle.session_id, Check::Inclusion)
-            .map_err(|e| e.to_string())?;
+        let verified = verifier.check(&body["proof"], &bundle.bundle.session_id, Check::Inclusion)?;
         let claims = (receipt.height, receipt.tx_hash.as_str(), receipt.bundle_hash.as_str(), receipt.code);
         let proven = (verified.height, verified.tx_hash.as_str(), verified.bundle_hash.as_str(), 0);
         if claims != proven || verified.bundle_hash != bundle.bundle.bundle_hash {
+            verifier.metrics.receipt_unverified();
             return Err(format!(
                 "the receipt (height {}, tx {}, bundle {}) is not what its proof shows (height {}, tx {}, bundle {}) \
                  for this bundle ({})",
@@ -122,9 +133,6 @@ impl HttpL1Client {
                         // gets the bundle (L1 applies it once, and answers again with the
                         // receipt of the first application).
                         tracing::error!(%url, session = %bundle.bundle.session_id, %reason, "L1 receipt did not verify; trying another node");
-                        if let Some(verifier) = &self.verifier {
-                            verifier.metrics.receipt_unverified();
-                        }
                         failures.push(format!("{url}: receipt did not verify: {reason}"));
                         self.skip_failed(index);
                     }
@@ -177,16 +185,10 @@ impl HttpL1Client {
             match reply.status {
                 200 => {
                     let Some(verifier) = &self.verifier else { return Ok((200, reply.body)) };
-                    let checked = serde_json::from_value::<SessionProof>(reply.body["data"].clone())
-                        .map_err(|e| e.to_string())
-                        .and_then(|proof| {
-                            proof::verify(&proof, &verifier.trusted, session_id).map_err(|e| e.to_string())
-                        });
-                    match checked {
+                    match verifier.check(&reply.body["data"], session_id, Check::Finality) {
                         Ok(_) => return Ok((200, reply.body)),
                         Err(reason) => {
                             tracing::error!(%url, %reason, "L1 proof did not verify; trying another node");
-                            verifier.metrics.receipt_unverified();
                             failures.push(format!("{url}: proof did not verify: {reason}"));
                         }
                     }
