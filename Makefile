@@ -8,7 +8,7 @@ export BFTWS_CACHE
 NODE_IMAGE ?= localhost/bftws-node:dev
 OPERATOR_IMAGE ?= localhost/bftws-operator:dev
 
-.PHONY: run demo dev bench test e2e e2e-kwok e2e-cluster setup build dev-build lint fmt unit openapi crds manifests check-generated image image-smoke prometheus-check clean
+.PHONY: run demo dev bench test e2e e2e-kwok e2e-cluster setup build dev-build lint fmt unit openapi crds manifests check-generated image image-smoke prometheus-check console-test-deps clean
 
 BIN = "$${CARGO_TARGET_DIR:-target}/release/bftws-node"
 # Every dev build selects the same packages, targets and features, so dependencies compile once
@@ -85,8 +85,12 @@ dev-build:
 fmt:
 	$(CARGO) fmt --all
 
-unit: dev-build
+unit: dev-build console-test-deps
 	$(CARGO) test $(DEV)
+
+## console-test-deps: Debian's Chromium and ChromeDriver and axe-core (npm) for the console's browser test
+console-test-deps:
+	./scripts/install-console-test-deps.sh >/dev/null
 
 ## openapi: regenerate docs/openapi.json from the handlers
 openapi: dev-build

@@ -80,6 +80,10 @@ impl JsonClient {
         self.send(Method::POST, url, bearer, Some(body)).await
     }
 
+    pub async fn delete(&self, url: &str, bearer: Option<&str>) -> Result<JsonReply, HttpClientError> {
+        self.send(Method::DELETE, url, bearer, None).await
+    }
+
     async fn send(
         &self,
         method: Method,

@@ -25,6 +25,7 @@ pub mod l2;
 pub mod local_chain;
 pub mod local_network;
 pub mod metrics;
+pub mod network;
 pub mod node_process;
 pub mod origin;
 pub mod proof;

@@ -4,7 +4,9 @@
 // Amounts in cents are written as units_cents (100_00 is 100.00).
 #![allow(clippy::inconsistent_digit_grouping)]
 
-use std::{path::PathBuf, time::Duration};
+mod common;
+
+use std::time::Duration;
 
 use bftws_node::{
     devnet::{Devnet, DevnetSpec, L1_CHAIN_ID, L2_CHAIN_ID},
@@ -25,34 +27,13 @@ use bftws_framework::{
 };
 
 use bftws_supply_chain::demo;
+use common::devnet::{spec, start};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 /// Devnets are heavy for a 2-core machine: one at a time. New tests take base ports below the
 /// kernel's ephemeral range (32768 and up), where an outgoing connection can hold a port first.
 static ONE_DEVNET_AT_A_TIME: Mutex<()> = Mutex::const_new(());
-
-fn cometbft() -> PathBuf {
-    let path = std::env::var_os("BFTWS_COMETBFT").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").expect("HOME is set");
-        PathBuf::from(home).join(format!(".cache/bftws/cometbft/v{}/bin/cometbft", bftws_home::COMETBFT_VERSION))
-    });
-    assert!(path.exists(), "cometbft not found at {}: run ./scripts/install-cometbft.sh (make setup)", path.display());
-    path
-}
-
-fn spec(name: &str, base_port: u16) -> (tempfile::TempDir, DevnetSpec) {
-    let dir = tempfile::Builder::new().prefix(&format!("bftws-{name}-")).tempdir().unwrap();
-    let spec = DevnetSpec::new(dir.path().join("net"), PathBuf::from(env!("CARGO_BIN_EXE_bftws-node")), cometbft());
-    let spec = DevnetSpec { base_port, ..spec };
-    (dir, spec)
-}
-
-async fn start(spec: DevnetSpec) -> Devnet {
-    let mut devnet = Devnet::create(spec).expect("devnet files");
-    devnet.start_all(Duration::from_secs(90)).await.expect("devnet ready");
-    devnet
-}
 
 fn api(devnet: &Devnet, name: &str) -> String {
     devnet.node(name).unwrap_or_else(|| panic!("no node {name}")).api_url.clone()

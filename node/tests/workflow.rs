@@ -339,3 +339,39 @@ async fn direct_l1_and_two_layer_sessions_cannot_contradict_each_other_on_l1() {
         other => panic!("expected package_exists, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn the_console_is_served_with_a_strict_policy_and_its_reads_answer() {
+    let net = Net::new();
+    let (status, headers, page) = net.get_text("/").await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert!(page.contains("/console/app.js"), "the page loads its script");
+    let (status, headers, script) = net.get_text("/console/app.js").await;
+    assert_eq!((status, headers["content-type"].to_str().unwrap()), (200, "text/javascript; charset=utf-8"));
+    assert!(script.contains("/v1/network"));
+    assert_eq!(net.get_text("/console/style.css").await.0, 200);
+    assert_eq!(net.call("GET", "/console/nothing.js", None, None).await.expect(404).error_code(), "not_found");
+
+    // Who a token speaks for; no token, no answer.
+    let me = net.get("demo-op-1", "/v1/me").await.expect(200);
+    assert_eq!(me.data(), &json!({"id": "op-1", "role": "operator"}));
+    net.call("GET", "/v1/me", None, None).await.expect(401);
+    net.call("GET", "/v1/network", None, None).await.expect(401);
+
+    // The network report after one committed session and one left open.
+    net.committed_package("PKG-NET").await;
+    net.start("demo-op-1", "warehouse").await;
+    let report = net.get("demo-auditor", "/v1/network").await.expect(200);
+    let data = report.data();
+    assert_eq!(data["node"]["layer"], "l2");
+    assert_eq!(data["sessions"], json!({"committed": 1, "open": 1}));
+    assert_eq!(data["latency"]["window_seconds"], 300);
+    assert_eq!(data["latency"]["l2_op"]["count"], 5, "two starts, register, the commit op and its record");
+    assert_eq!(data["latency"]["l1_commit"]["count"], 1);
+    assert!(data["latency"]["l1_commit"]["p99_ms"].as_f64().unwrap() > 0.0);
+    assert!(data["l1"]["height"].as_u64().unwrap() >= 1, "an L2 node reports its L1: {data}");
+    assert_eq!(data["l1"]["chain_id"], net.network.l1.chain_id());
+    assert_eq!(data["committing"], json!([]));
+}

@@ -10,23 +10,30 @@ use axum::{
 };
 
 use super::{ApiError, ApiState};
-use crate::{app::session::SessionLog, store::keys};
+use crate::{
+    app::session::SessionLog,
+    store::{keys, Snapshot, StoreError},
+};
 
 /// Prometheus text format. Session counts are taken from state at scrape time.
 pub(super) async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let origin = state.origin();
-    let snapshot = origin.chain().snapshot()?;
+    let counts: Vec<(&str, u64)> = session_counts(&origin.chain().snapshot()?)?.into_iter().collect();
+    origin.metrics().set_sessions(&counts);
+    origin.metrics().set_waiters(origin.chain().open_waiters());
+    let body = origin.metrics().encode();
+    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response())
+}
+
+/// Sessions in state by status.
+pub(super) fn session_counts(snapshot: &Snapshot) -> Result<BTreeMap<&'static str, u64>, StoreError> {
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
     for bytes in snapshot.scan_prefix(&keys::session_prefix())?.values() {
         if let Ok(session) = serde_json::from_slice::<SessionLog>(bytes) {
             *counts.entry(session.phase.as_str()).or_default() += 1;
         }
     }
-    let counts: Vec<(&str, u64)> = counts.into_iter().collect();
-    origin.metrics().set_sessions(&counts);
-    origin.metrics().set_waiters(origin.chain().open_waiters());
-    let body = origin.metrics().encode();
-    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response())
+    Ok(counts)
 }
 
 /// Times every request, labelled by its route template (never the raw path).

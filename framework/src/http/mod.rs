@@ -1,12 +1,15 @@
 //! The HTTP API (DESIGN §7): a router per resource merged here, the body limit, tracing, panic
 //! catching, the 404/405 envelopes, and `/openapi.json` generated from the handlers.
 
+mod console;
 mod envelope;
 mod error;
 mod extract;
 mod health;
+mod identity;
 mod l1;
 mod metrics;
+mod network;
 mod refusals;
 mod sessions;
 
@@ -112,8 +115,12 @@ impl Modify for BearerAuth {
 
 /// The router and its OpenAPI document: the framework's routes and the service's.
 fn routes(registry: &Registry) -> (Router<ApiState>, utoipa::openapi::OpenApi) {
-    let (router, mut openapi) =
-        OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(sessions::router()).merge(l1::router()).split_for_parts();
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(sessions::router())
+        .merge(l1::router())
+        .merge(identity::router())
+        .merge(network::router())
+        .split_for_parts();
     let service = registry.service();
     openapi.info.title = format!("bftws: {}", service.name());
     openapi.info.description = Some(format!("Byzantine-fault-tolerant web services: {}", service.description()));
@@ -131,6 +138,7 @@ pub fn app(state: ApiState) -> Router {
     let (api, openapi) = routes(state.origin().registry());
     let openapi = Arc::new(openapi);
     api.merge(health::router())
+        .merge(console::router())
         .route("/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found)

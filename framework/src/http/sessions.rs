@@ -77,11 +77,14 @@ pub(super) fn document_service_routes(registry: &Registry, openapi: &mut utoipa:
             .collect::<Vec<_>>()
     };
     let tag = registry.service().name();
-    for route in registry.routes().iter().filter(|route| !route.internal()) {
+    for (order, route) in registry.routes().iter().filter(|route| !route.internal()).enumerate() {
         let mut operation = OperationBuilder::new()
             .summary(Some(route.summary))
             .operation_id(Some(route.op))
             .tag(tag)
+            // The service's order of its steps (the document's paths are sorted): the console
+            // shows a session's steps in it.
+            .extensions(Some(utoipa::openapi::extensions::ExtensionsBuilder::new().add("x-bftws-order", order).build()))
             .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
             .parameter(
                 ParameterBuilder::new()

@@ -62,6 +62,12 @@ pub trait L1Client: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(u16, Value), L1Error>> {
         Box::pin(std::future::ready(Err(L1Error::Unavailable("this L1 gives no proofs of finality".into()))))
     }
+
+    /// L1's chain as one of its nodes reports it (the `chain` of its `GET /v1/network`), asked
+    /// with the caller's bearer token.
+    fn chain_status<'a>(&'a self, _bearer: &'a str) -> BoxFuture<'a, Result<Value, L1Error>> {
+        Box::pin(std::future::ready(Err(L1Error::Unavailable("this L1 reports no status".into()))))
+    }
 }
 
 /// An L1 that is an in-process chain (tests and the single-process dev mode).
@@ -80,6 +86,16 @@ impl L1Client for LocalL1 {
                 Err(other) => Err(L1Error::Unavailable(other.to_string())),
             }
         })
+    }
+
+    fn chain_status<'a>(&'a self, _bearer: &'a str) -> BoxFuture<'a, Result<Value, L1Error>> {
+        use crate::chain::Chain;
+        let height = self.0.snapshot().and_then(|snapshot| snapshot.last_block()).map(|block| block.height);
+        let status = height
+            .map(|height| serde_json::to_value(crate::network::ChainStatus::local(self.0.chain_id(), height)))
+            .map_err(|e| L1Error::Unavailable(e.to_string()))
+            .and_then(|value| value.map_err(|e| L1Error::Unavailable(e.to_string())));
+        Box::pin(std::future::ready(status))
     }
 }
 
@@ -107,6 +123,28 @@ pub struct Committer {
     busy: Mutex<BTreeSet<String>>,
     /// When this node first saw each session left committing by another node.
     seen_pending: Mutex<BTreeMap<String, Instant>>,
+    /// This node's unanswered attempts per session still committing, and why the last failed.
+    retries: Mutex<BTreeMap<String, Retries>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Retries {
+    attempts: u32,
+    last_error: String,
+}
+
+/// A session whose commit op is applied and whose L1 answer is not recorded yet, as this node
+/// sees it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct CommittingSession {
+    pub session_id: String,
+    /// This node is driving its commit now.
+    pub driving: bool,
+    /// Attempts by this node that got no final answer from L1.
+    pub failed_attempts: u32,
+    /// Why the last of them failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// Holds a session in [`Committer::busy`] until dropped.
@@ -135,6 +173,7 @@ impl Committer {
             max_backoff: Duration::from_secs(30),
             busy: Mutex::new(BTreeSet::new()),
             seen_pending: Mutex::new(BTreeMap::new()),
+            retries: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -170,7 +209,44 @@ impl Committer {
             Err(_) => "error",
         };
         self.origin.metrics().commit_attempted(result, started.elapsed());
+        let failure = match &outcome {
+            Ok(CommitOutcome::Pending { reason }) => Some(reason.clone()),
+            Err(err) => Some(err.to_string()),
+            Ok(_) => None,
+        };
+        let mut retries = lock(&self.retries);
+        match failure {
+            Some(reason) => {
+                let entry = retries.entry(session_id.to_owned()).or_default();
+                entry.attempts += 1;
+                entry.last_error = reason;
+            }
+            None => {
+                retries.remove(session_id);
+            }
+        }
         outcome
+    }
+
+    /// Every session left committing in this node's state, with this node's attempts at it.
+    pub fn committing(&self) -> Result<Vec<CommittingSession>, WriteError> {
+        let pending = app::pending_commits(&self.origin.chain().snapshot()?)?;
+        let busy = lock(&self.busy).clone();
+        let mut retries = lock(&self.retries);
+        // Sessions another node finished are forgotten here.
+        retries.retain(|session_id, _| pending.contains(session_id));
+        Ok(pending
+            .into_iter()
+            .map(|session_id| {
+                let tried = retries.get(&session_id).cloned().unwrap_or_default();
+                CommittingSession {
+                    driving: busy.contains(&session_id),
+                    failed_attempts: tried.attempts,
+                    last_error: (tried.attempts > 0).then_some(tried.last_error),
+                    session_id,
+                }
+            })
+            .collect())
     }
 
     async fn attempt(&self, session_id: &str) -> Result<CommitOutcome, WriteError> {

@@ -199,6 +199,20 @@ impl HttpL1Client {
         }
         Err(L1Error::Unavailable(format!("no L1 node gave the proof: {}", failures.join("; "))))
     }
+
+    /// L1's chain as the first node that answers reports it.
+    async fn chain(&self, bearer: &str) -> Result<Value, L1Error> {
+        let mut failures = Vec::new();
+        for base in &self.urls {
+            let url = format!("{base}/v1/network");
+            match self.client.get(&url, Some(bearer)).await {
+                Ok(reply) if reply.status == 200 => return Ok(reply.body["data"]["chain"].clone()),
+                Ok(reply) => failures.push(format!("{url}: HTTP {}: {}", reply.status, reply.body["error"]["message"])),
+                Err(err) => failures.push(err.to_string()),
+            }
+        }
+        Err(L1Error::Unavailable(format!("no L1 node reported its chain: {}", failures.join("; "))))
+    }
 }
 
 impl L1Client for HttpL1Client {
@@ -212,6 +226,10 @@ impl L1Client for HttpL1Client {
         bearer: &'a str,
     ) -> BoxFuture<'a, Result<(u16, Value), L1Error>> {
         Box::pin(self.proof(session_id, bearer))
+    }
+
+    fn chain_status<'a>(&'a self, bearer: &'a str) -> BoxFuture<'a, Result<Value, L1Error>> {
+        Box::pin(self.chain(bearer))
     }
 }
 

@@ -5,6 +5,6 @@ mod committer;
 mod l1_http;
 
 pub use self::{
-    committer::{CommitOutcome, Committer, L1Client, L1Error, LocalL1},
+    committer::{CommitOutcome, Committer, CommittingSession, L1Client, L1Error, LocalL1},
     l1_http::HttpL1Client,
 };

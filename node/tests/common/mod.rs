@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod devnet;
+
 use axum::{body::Body, http::Request};
 use bftws_framework::http;
 use bftws_node::local_network::{self, LocalNetwork};
@@ -56,6 +58,15 @@ impl Net {
                 .unwrap_or_else(|_| panic!("non-JSON body: {}", String::from_utf8_lossy(&bytes)))
         };
         Reply { status, body, retry_after }
+    }
+
+    /// A GET whose answer is not JSON (the console's files): status, headers and text.
+    pub(crate) async fn get_text(&self, path: &str) -> (u16, axum::http::HeaderMap, String) {
+        let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let response = self.router.clone().oneshot(request).await.expect("router never fails");
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (parts.status.as_u16(), parts.headers, String::from_utf8(bytes.to_vec()).expect("UTF-8 text"))
     }
 
     pub(crate) async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {

@@ -1,8 +1,13 @@
 //! The node's Prometheus metrics (DESIGN §8), served at `/metrics`. One [`Metrics`] owns the
 //! registry; the rest of the node records through its named methods, with labels only from
-//! route templates and small enums so cardinality stays bounded.
+//! route templates and small enums so cardinality stays bounded. It also keeps the last
+//! minutes' latencies in memory ([`recent`]) for the console.
 
-use std::time::Duration;
+mod recent;
+
+use std::time::{Duration, Instant};
+
+pub use self::recent::{LatencySummary, RecentLatencies};
 
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
@@ -64,6 +69,18 @@ pub struct Metrics {
     sessions: Family<StatusLabels, Gauge>,
     waiters: Gauge,
     unverified_receipts: Counter,
+    recent_l2_ops: RecentLatencies,
+    recent_commits: RecentLatencies,
+}
+
+/// The last minutes' latencies (see [`recent::WINDOW`]).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RecentSummary {
+    pub window_seconds: u64,
+    /// Writes finished on L2 (successful ones).
+    pub l2_op: LatencySummary,
+    /// Sessions committed to L1 (one attempt, submit to recorded receipt).
+    pub l1_commit: LatencySummary,
 }
 
 impl Default for Metrics {
@@ -87,6 +104,8 @@ impl Metrics {
             sessions: Family::default(),
             waiters: Gauge::default(),
             unverified_receipts: Counter::default(),
+            recent_l2_ops: RecentLatencies::default(),
+            recent_commits: RecentLatencies::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -133,6 +152,7 @@ impl Metrics {
         self.ops.get_or_create(&OpResultLabels { op: op.to_owned(), result: result.to_owned() }).inc();
         if layer == Layer::L2 && result == "ok" {
             self.l2_op_duration.get_or_create(&OpLabels { op: op.to_owned() }).observe(elapsed.as_secs_f64());
+            self.recent_l2_ops.record(Instant::now(), elapsed);
         }
     }
 
@@ -141,6 +161,19 @@ impl Metrics {
         let labels = ResultLabels { result: result.to_owned() };
         self.commits.get_or_create(&labels).inc();
         self.l1_commit_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        if result == "committed" {
+            self.recent_commits.record(Instant::now(), elapsed);
+        }
+    }
+
+    /// L2 op and L1 commit latencies over the last minutes.
+    pub fn recent(&self) -> RecentSummary {
+        let now = Instant::now();
+        RecentSummary {
+            window_seconds: recent::WINDOW.as_secs(),
+            l2_op: self.recent_l2_ops.summary(now),
+            l1_commit: self.recent_commits.summary(now),
+        }
     }
 
     /// An L1 node answered a bundle with a receipt whose proof did not verify.
