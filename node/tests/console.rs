@@ -68,10 +68,10 @@ async fn photograph(browser: &Browser, size: &str, page: &str) {
     std::fs::write(dir.join(format!("{page}-{size}.png")), png).unwrap();
 }
 
+/// Signs in from the keyboard alone: the token, then Enter.
 async fn sign_in(browser: &Browser, api: &str, token: &str) {
     browser.goto(&format!("{api}/#/sign-in")).await;
-    browser.fill("main input[type=password]", token).await;
-    browser.click("main form button[type=submit]").await;
+    browser.fill("main input[type=password]", &format!("{token}\u{E007}")).await;
     browser.find("[data-field=me]").await;
 }
 
@@ -116,6 +116,9 @@ async fn a_supplier_and_a_warehouse_operator_work_through_the_console_and_see_th
 
     // Supplier: register the package with its items, the manifest signed in the page.
     sign_in(&browser, &api, "demo-sup-1").await;
+    let kept = browser.script("return [location.href, localStorage.length, document.cookie]", json!([])).await;
+    assert!(!kept[0].as_str().unwrap().contains("demo-sup-1"), "the token is never in a URL");
+    assert_eq!((&kept[1], &kept[2]), (&json!(0), &json!("")), "nor in storage beyond the tab's session");
     let supplier_session = start_session(&browser, &api, "supplier").await;
     assert_eq!(browser.text("[data-field=next]").await, "register_package");
     let form = "form[data-step=register_package]";
