@@ -36,7 +36,7 @@ pub mod network;
 pub use cluster::{
     pod_home, ClusterLayer, LayerManifest, ManifestNode, PodHome, PodKeyFiles, PodNodeSettings, TimingStrings,
 };
-pub use config::{format_go_duration, parse_go_duration, LogFormat, NodeConfig, Peer, Timing};
+pub use config::{format_go_duration, gossip_sleep_for, parse_go_duration, LogFormat, NodeConfig, Peer, Timing};
 pub use genesis::{genesis_hash, ConsensusParams, GenesisSpec, GenesisValidator};
 pub use home::{write_home, HomeFile, HomeFiles};
 pub use keys::{initial_priv_validator_state_json, NodeKey, PublicKey, ValidatorKey, SEED_LEN};

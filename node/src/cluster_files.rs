@@ -63,7 +63,7 @@ pub fn write(shape: ClusterShape, dir: &Path) -> Result<(), ClusterFilesError> {
         .map(|ordinal| format!("http://{}:{}", host(ClusterLayer::L1, ordinal), cluster::HTTP_PORT))
         .collect();
     for (layer, validators, replicas, timing) in [
-        (ClusterLayer::L1, shape.l1_validators, shape.l1_validators, Timing::l1()),
+        (ClusterLayer::L1, shape.l1_validators, shape.l1_validators, Timing::l1_for(shape.l1_validators)),
         (ClusterLayer::L2, shape.l2_validators, shape.l2_validators + shape.l2_full_nodes, Timing::l2()),
     ] {
         let (chain_id, l2_chain) = match layer {

@@ -64,7 +64,8 @@ pub struct DevnetSpec {
     pub log_level: String,
     /// Test-only: a node (by name, e.g. `l1-0`) to run with a fault mode.
     pub fault: Option<(String, String)>,
-    pub l1_timing: Timing,
+    /// L1's timing; `None` sizes it for `l1_validators` ([`Timing::l1_for`]).
+    pub l1_timing: Option<Timing>,
     pub l2_timing: Timing,
     /// The service every node runs (one of [`crate::services::NAMES`]).
     pub service: String,
@@ -82,7 +83,7 @@ impl DevnetSpec {
             cometbft,
             log_level: "error".into(),
             fault: None,
-            l1_timing: Timing::l1(),
+            l1_timing: None,
             l2_timing: Timing::l2(),
             service: crate::services::DEFAULT.to_owned(),
         }
@@ -90,13 +91,14 @@ impl DevnetSpec {
 }
 
 impl DevnetSpec {
-    /// Applies `LAYER.FIELD=VALUE` (e.g. `l1.flush_throttle_timeout=2ms`) to a layer's timing.
+    /// Applies `LAYER.FIELD=VALUE` (e.g. `l1.flush_throttle_timeout=2ms`) to a layer's timing
+    /// (L1's as sized for `l1_validators`, so set that first).
     pub fn set_timing(&mut self, setting: &str) -> Result<(), DevnetError> {
         let bad = || DevnetError::Setup(format!("timing override {setting:?} is not LAYER.FIELD=VALUE"));
         let (target, value) = setting.split_once('=').ok_or_else(bad)?;
         let (layer, field) = target.split_once('.').ok_or_else(bad)?;
         let timing = match layer {
-            "l1" => &mut self.l1_timing,
+            "l1" => self.l1_timing.get_or_insert_with(|| Timing::l1_for(self.l1_validators as u32)),
             "l2" => &mut self.l2_timing,
             _ => return Err(bad()),
         };
@@ -178,9 +180,10 @@ impl Devnet {
             .map(|i| api_port(spec.base_port, i).map(|p| format!("http://127.0.0.1:{p}")))
             .collect::<Result<_, _>>()?;
 
+        let l1_timing = spec.l1_timing.clone().unwrap_or_else(|| Timing::l1_for(spec.l1_validators as u32));
         let mut nodes = Vec::new();
         for (layer, names, validators, full_nodes, base, timing) in [
-            (Layer::L1, &l1_names, spec.l1_validators, 0, spec.base_port, &spec.l1_timing),
+            (Layer::L1, &l1_names, spec.l1_validators, 0, spec.base_port, &l1_timing),
             (Layer::L2, &l2_names, spec.l2_validators, spec.l2_full_nodes, l2_base, &spec.l2_timing),
         ] {
             let chain_id = if layer == Layer::L1 { L1_CHAIN_ID } else { L2_CHAIN_ID };

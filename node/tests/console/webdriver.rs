@@ -4,6 +4,7 @@
 
 use std::{
     net::TcpListener,
+    os::unix::process::CommandExt,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -32,7 +33,10 @@ impl Driver {
             binary.display()
         );
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Its own process group, so dropping the driver ends every browser it started, even
+        // when a test fails before closing them.
         let child = Command::new(&binary)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -55,6 +59,8 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -80,7 +86,8 @@ impl Browser {
                 "binary": chromium,
                 // Root in a container has no user namespace for Chromium's sandbox.
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--hide-scrollbars", "--force-device-scale-factor=1", "--lang=en-US"],
+                    "--hide-scrollbars", "--force-device-scale-factor=1", "--lang=en-US",
+                    "--disable-breakpad", "--disable-crash-reporter"],
                 "mobileEmulation": {"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0}},
             },
         }}});

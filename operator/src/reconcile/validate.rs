@@ -158,7 +158,7 @@ pub fn validate(obj: &BftWebService, observed: &Observed) -> Result<ValidatedBft
 
     let plan = |layer: ClusterLayer, replicas: i32, validators: i32, resources, storage: &StorageSpec| {
         let (default, overrides) = match layer {
-            ClusterLayer::L1 => (Timing::l1(), spec.consensus.l1.as_ref()),
+            ClusterLayer::L1 => (Timing::l1_for(validators.unsigned_abs()), spec.consensus.l1.as_ref()),
             ClusterLayer::L2 => (Timing::l2(), spec.consensus.l2.as_ref()),
         };
         Ok::<_, Invalid>(LayerPlan {
