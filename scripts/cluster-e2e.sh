@@ -171,6 +171,10 @@ until_ok 180 pods_ready 6 || fail "L2 pod $NAME-l2-1 not Ready after scaling"
 run_demo "http://$(pod_ip "$NAME-l2-1"):8080" PKG-E2E-2 || fail "the new L2 full node did not serve the sessions on PKG-E2E-2"
 processed_on_l1 PKG-E2E-2
 ok "kubectl scale --replicas=2: $NAME-l2-1 Ready in $((SECONDS - t)) s, caught up and served a supplier and a warehouse session"
+# L2's budget covers its validator (pod index 0) and not the new full node.
+l2_budget() { [ "$(jp "pdb/$NAME-l2" '{.status.expectedPods}/{.status.currentHealthy}/{.status.disruptionsAllowed}')" = 1/1/0 ]; }
+until_ok 30 l2_budget || fail "pdb/$NAME-l2 is not 1 expected, 1 healthy, 0 allowed: $(jp "pdb/$NAME-l2" '{.status}')"
+ok "pdb/$NAME-l2 covers the L2 validator only (1 of 2 L2 pods) and allows no disruption of it"
 
 # ---- an L1 validator deleted during sessions ---------------------------------------------------
 victim="$NAME-l1-1"

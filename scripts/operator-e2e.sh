@@ -175,11 +175,13 @@ k apply -f "$WORK/demo.yaml" >/dev/null
 until_ok 60 k get statefulset demo-ws-l1 demo-ws-l2 || fail "StatefulSets not created"
 for object in secret/demo-ws-l1-keys secret/demo-ws-l2-keys secret/demo-ws-l2-commit-key configmap/demo-ws-l1-genesis \
   configmap/demo-ws-l2-genesis service/demo-ws-l1-headless service/demo-ws-l2-api service/demo-ws-l1-api \
-  service/demo-ws-l1-0 service/demo-ws-l1-3 poddisruptionbudget/demo-ws-l1; do
+  service/demo-ws-l1-0 service/demo-ws-l1-3 poddisruptionbudget/demo-ws-l1 poddisruptionbudget/demo-ws-l2; do
   k get "$object" >/dev/null || fail "missing $object"
 done
 [ "$(jp sts/demo-ws-l1 '{.spec.replicas}')" = 4 ] || fail "L1 StatefulSet replicas"
 [ "$(jp pdb/demo-ws-l1 '{.spec.maxUnavailable}')" = 1 ] || fail "PDB maxUnavailable is not f = 1"
+[ "$(jp pdb/demo-ws-l2 '{.spec.maxUnavailable}/{.spec.selector.matchExpressions[0].values}')" = '0/["0"]' ] ||
+  fail "the L2 PDB does not cover exactly the L2 validator with f = 0: $(jp pdb/demo-ws-l2 '{.spec}')"
 # The genesis lists the 4 validators of the key Secret, and each pod's init (the real
 # `bftws-node init`, fed the objects as the pod mounts them) makes a node whose persistent peers
 # are the 3 others' node ids at their per-pod Service names.

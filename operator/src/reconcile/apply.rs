@@ -59,7 +59,8 @@ pub async fn apply(
     happened: &mut Vec<Happening>,
 ) -> Result<Applied, ApplyError> {
     // Destructured without `..`: a new kind of object does not compile until it is applied.
-    let Resources { retained, genesis, layer_config_maps, services, statefulsets, l1_pdb, claims_owner } = resources;
+    let Resources { retained, genesis, layer_config_maps, services, statefulsets, l1_pdb, l2_pdb, claims_owner } =
+        resources;
 
     for object in &retained {
         reconcile_owners(client, namespace, object, observed).await?;
@@ -98,6 +99,7 @@ pub async fn apply(
         l2: server_side_apply(client, namespace, &statefulsets.l2).await?,
     };
     server_side_apply::<PodDisruptionBudget>(client, namespace, &l1_pdb).await?;
+    server_side_apply::<PodDisruptionBudget>(client, namespace, &l2_pdb).await?;
     for claim in &observed.claims {
         reconcile_claim_owner(client, namespace, claim, &claims_owner).await?;
     }

@@ -57,6 +57,8 @@ pub struct Resources {
     pub services: Vec<Service>,
     pub statefulsets: PerLayer<StatefulSet>,
     pub l1_pdb: PodDisruptionBudget,
+    /// L2's validators' budget (full nodes are not in it).
+    pub l2_pdb: PodDisruptionBudget,
     /// Who, besides the StatefulSets, owns the deployment's volume claims.
     pub claims_owner: ClaimsOwner,
 }
@@ -117,6 +119,7 @@ pub fn build(v: &ValidatedBftws, keys: &KeyMaterial) -> Result<Resources, BuildE
         services: service::build_services(v),
         statefulsets,
         l1_pdb: pdb::build_l1_pdb(v),
+        l2_pdb: pdb::build_l2_pdb(v),
         claims_owner: ClaimsOwner {
             owner: OwnerReference { controller: None, block_owner_deletion: None, ..v.owner.clone() },
             owns: v.deletion_policy == DeletionPolicy::Delete,

@@ -77,6 +77,10 @@ impl Names {
         self.statefulset(ClusterLayer::L1)
     }
 
+    pub fn l2_pdb(&self) -> String {
+        self.statefulset(ClusterLayer::L2)
+    }
+
     /// The address other nodes dial for p2p: the L1 pod's own ClusterIP Service (CometBFT
     /// resolves a peer's name once, at start, so it must not change when the pod is
     /// rescheduled), or the L2 pod's DNS name under the headless Service (L2 pods come and go

@@ -66,6 +66,11 @@ fn l1_pdb() {
 }
 
 #[test]
+fn l2_pdb() {
+    insta::assert_yaml_snapshot!(resources().l2_pdb);
+}
+
+#[test]
 fn layer_config_maps() {
     let resources = resources();
     insta::assert_yaml_snapshot!("layer_l1", resources.layer_config_maps.l1);
