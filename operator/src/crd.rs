@@ -277,7 +277,7 @@ pub struct BftWebServiceStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `Progressing`, `Degraded`, `QuorumAtRisk`, always in this order.
+    /// `Ready`, `Progressing`, `Degraded`, `QuorumAtRisk`, `NodesFailing`, always in this order.
     #[serde(default)]
     pub conditions: Vec<Condition>,
     #[serde(default)]

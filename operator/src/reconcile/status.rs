@@ -2,7 +2,8 @@
 //! observed and applied + the time → new status); [`patch`] writes it (client required) and is
 //! skipped when nothing changed.
 //!
-//! Conditions always come in the order Ready, Progressing, Degraded, QuorumAtRisk, and a
+//! Conditions always come in the order Ready, Progressing, Degraded, QuorumAtRisk, NodesFailing,
+//! and a
 //! condition's `lastTransitionTime` moves only when its status flips, so an unchanged
 //! deployment produces an identical status and no write.
 
@@ -25,6 +26,7 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const QUORUM_AT_RISK: &str = "QuorumAtRisk";
+pub const NODES_FAILING: &str = "NodesFailing";
 
 #[derive(Debug, thiserror::Error)]
 #[error("writing the status of {name}: {source}")]
@@ -69,6 +71,31 @@ fn pod_state(pod: &Pod) -> Option<PodState> {
         .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
     let terminating = pod.metadata.deletion_timestamp.is_some();
     Some(PodState { layer, ordinal, ready: ready && !terminating })
+}
+
+/// The containers of a pod that crash-loop (the kubelet waits before restarting them), each as
+/// `pod/container (how it last ended)`.
+fn crash_looping(pod: &Pod) -> Vec<String> {
+    let Some(status) = &pod.status else { return Vec::new() };
+    let statuses = status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
+    statuses
+        .filter(|c| {
+            c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref())
+                == Some("CrashLoopBackOff")
+        })
+        .map(|c| {
+            let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+            let ended = match last {
+                Some(t) => format!(
+                    "exit code {}{}",
+                    t.exit_code,
+                    t.reason.as_ref().map(|r| format!(", {r}")).unwrap_or_default()
+                ),
+                None => "no exit recorded".to_owned(),
+            };
+            format!("{}/{} ({ended}, {} restarts)", pod.name_any(), c.name, c.restart_count)
+        })
+        .collect()
 }
 
 /// Ready pods of a layer, and how many of them are validators.
@@ -226,9 +253,25 @@ pub fn compute(old: Option<&BftWebServiceStatus>, obs: &Observation<'_>, now: Ti
         )
     };
 
+    let failing: Vec<String> = obs.pods.iter().flat_map(crash_looping).collect();
+    let nodes_failing = if failing.is_empty() {
+        cond(NODES_FAILING, false, "NoneCrashLooping", "no container of the deployment is crash-looping".to_owned())
+    } else {
+        cond(
+            NODES_FAILING,
+            true,
+            "CrashLooping",
+            format!(
+                "crash-looping: {}; see `kubectl logs --previous` of each (a validator whose data is corrupt is \
+                 re-synced from its peers by deleting its volume claim and pod: its keys stay in the keys Secret)",
+                failing.join("; ")
+            ),
+        )
+    };
+
     BftWebServiceStatus {
         observed_generation: obs.generation,
-        conditions: vec![ready, progressing, degraded, quorum_at_risk],
+        conditions: vec![ready, progressing, degraded, quorum_at_risk, nodes_failing],
         l1: layer_status(obs, ClusterLayer::L1, old.map(|s| s.l1.height).unwrap_or(0)),
         l2: layer_status(obs, ClusterLayer::L2, old.map(|s| s.l2.height).unwrap_or(0)),
     }
@@ -272,6 +315,7 @@ pub fn compute_invalid(
             ),
             condition(&old.conditions, DEGRADED, true, invalid.reason, invalid.message.clone(), generation, now),
             keep(QUORUM_AT_RISK, "NotReconciled"),
+            keep(NODES_FAILING, "NotReconciled"),
         ],
         l1: old.l1,
         l2: old.l2,
@@ -384,6 +428,52 @@ mod tests {
             heights: PerLayer { l1: Some(120), l2: None },
         };
         compute(old, &obs, now)
+    }
+
+    #[test]
+    fn a_crash_looping_container_is_flagged_with_how_it_ended_and_an_event() {
+        use k8s_openapi::api::core::v1::{
+            ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
+        };
+        let v = validated(&demo_ws());
+        let healthy = status_with(None, 4, fixed_now());
+        assert_eq!(get(&healthy, NODES_FAILING).status, "False");
+        let mut pods: Vec<Pod> = (0..4).map(|i| pod(ClusterLayer::L1, i, i != 2)).collect();
+        pods.push(pod(ClusterLayer::L2, 0, true));
+        pods[2].status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
+            name: "app".to_owned(),
+            restart_count: 7,
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting { reason: Some("CrashLoopBackOff".to_owned()), message: None }),
+                ..ContainerState::default()
+            }),
+            last_state: Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: 1,
+                    reason: Some("Error".to_owned()),
+                    ..ContainerStateTerminated::default()
+                }),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        }]);
+        let (l1, l2) = (settled(4), settled(1));
+        let obs = Observation {
+            generation: Some(1),
+            v: &v,
+            statefulsets: PerLayer { l1: Some(&l1), l2: Some(&l2) },
+            pods: &pods,
+            genesis_hashes: PerLayer { l1: Some("aa"), l2: Some("bb") },
+            heights: PerLayer { l1: Some(120), l2: None },
+        };
+        let failing = compute(Some(&healthy), &obs, fixed_now());
+        let flagged = get(&failing, NODES_FAILING);
+        assert_eq!((flagged.status.as_str(), flagged.reason.as_str()), ("True", "CrashLooping"));
+        assert!(flagged.message.contains("demo-ws-l1-2/app (exit code 1, Error, 7 restarts)"), "{}", flagged.message);
+        let events = transitions(Some(&healthy), &failing);
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Happening::ConditionChanged { type_, status: true, .. } if type_ == NODES_FAILING)));
     }
 
     fn get<'a>(status: &'a BftWebServiceStatus, type_: &str) -> &'a Condition {

@@ -118,7 +118,7 @@ async fn creating_a_deployment_writes_every_object_in_dependency_order() {
     );
     let types: Vec<&str> =
         cr["status"]["conditions"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["Ready", "Progressing", "Degraded", "QuorumAtRisk"]);
+    assert_eq!(types, ["Ready", "Progressing", "Degraded", "QuorumAtRisk", "NodesFailing"]);
     assert_eq!(condition(&cr, "Ready")["status"], "False");
     assert_eq!(condition(&cr, "Progressing")["status"], "True");
     assert_eq!(condition(&cr, "Degraded")["status"], "False");

@@ -42,12 +42,15 @@ pub fn build_headless_service(v: &ValidatedBftws, layer: ClusterLayer) -> Servic
     }
 }
 
-/// `NAME-<layer>-api`: clients' entry point, load-balanced over ready pods only.
+/// `NAME-<layer>-api`: clients' entry point, load-balanced over ready pods only. A client stays
+/// on one pod (ClientIP affinity): each step of a session reads what the previous one wrote,
+/// and another replica may still be a block behind the one that answered.
 pub fn build_api_service(v: &ValidatedBftws, layer: ClusterLayer) -> Service {
     Service {
         metadata: owned_meta(v, v.names.api_service(layer), labels::layer(&v.names.name, layer)),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_owned()),
+            session_affinity: Some("ClientIP".to_owned()),
             selector: Some(labels::pod_selector(&v.names.name, layer)),
             ports: Some(vec![port("http", HTTP_PORT)]),
             ..ServiceSpec::default()
