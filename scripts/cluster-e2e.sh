@@ -214,13 +214,21 @@ ok "delete with Retain and recreate: Ready in $((SECONDS - t)) s, L1 resumed at 
 
 # ---- delete with Delete: everything goes -----------------------------------------------------
 k patch "bftws/$NAME" --type merge -p '{"spec":{"deletionPolicy":"Delete"}}' >/dev/null
-# The operator has moved the keys under the BftWebService and told the StatefulSets to delete
-# their volumes.
+# The operator has moved the keys under the BftWebService, told the StatefulSets to delete
+# their volumes, and made the BftWebService an owner of every claim (also of L2's scaled-away
+# ordinal 1, which no StatefulSet deletes).
+claims_owned() {
+  local owners
+  owners=$(k get pvc -l "app.kubernetes.io/instance=$NAME" \
+    -o 'jsonpath={range .items[*]}{.metadata.name}={.metadata.ownerReferences[*].kind}{"\n"}{end}')
+  grep -q . <<<"$owners" && ! grep -v BftWebService <<<"$owners" | grep -q .
+}
 switched() {
   [ "$(jp "secret/$NAME-l1-keys" '{.metadata.ownerReferences[0].kind}')" = BftWebService ] &&
-    [ "$(jp "sts/$NAME-l1" '{.spec.persistentVolumeClaimRetentionPolicy.whenDeleted}')" = Delete ]
+    [ "$(jp "sts/$NAME-l1" '{.spec.persistentVolumeClaimRetentionPolicy.whenDeleted}')" = Delete ] &&
+    claims_owned
 }
-until_ok 60 switched || fail "deletionPolicy Delete did not reach the keys and StatefulSets"
+until_ok 60 switched || fail "deletionPolicy Delete did not reach the keys, StatefulSets and claims"
 k delete bftws "$NAME" --wait=true >/dev/null
 left() { k get secret,configmap,service,statefulset,pdb,pvc,pod -l "app.kubernetes.io/instance=$NAME" -o name; }
 none_left() { [ -z "$(left)" ] && ! k get "pvc/data-$NAME-l1-0" && ! k get "secret/$NAME-l1-keys"; }

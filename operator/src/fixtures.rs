@@ -2,7 +2,7 @@
 //! `name`/`instance` label shows up), deterministic keys, and a small in-memory apiserver
 //! behind `tower_test` that records every call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use bftws_home::cluster::ClusterLayer;
@@ -109,6 +109,9 @@ pub(crate) struct Store {
     pub objects: BTreeMap<String, Value>,
     pub calls: Vec<Call>,
     resource_version: u64,
+    /// Objects another writer edits just before the next PATCH of them reaches the server (its
+    /// resourceVersion moves, as when a controller edits the same object concurrently).
+    edited_concurrently: BTreeSet<String>,
 }
 
 /// An apiserver good enough for the reconciler: GET, LIST, POST (create-only), PATCH (apply
@@ -154,6 +157,13 @@ impl FakeApiServer {
 
     pub(crate) fn get(&self, path: &str) -> Option<Value> {
         self.store.lock().ok()?.objects.get(path).cloned()
+    }
+
+    /// The next PATCH of `path` finds it edited by someone else since it was read.
+    pub(crate) fn edit_concurrently(&self, path: &str) {
+        if let Ok(mut store) = self.store.lock() {
+            store.edited_concurrently.insert(path.to_owned());
+        }
     }
 
     pub(crate) fn put(&self, path: &str, object: Value) {
@@ -228,6 +238,13 @@ impl FakeApiServer {
             }
             "PATCH" => {
                 let Some(mut patch) = body else { return status(400, "BadRequest", "no body") };
+                if store.edited_concurrently.remove(&object_path) {
+                    store.resource_version += 1;
+                    let version = store.resource_version.to_string();
+                    if let Some(object) = store.objects.get_mut(&object_path) {
+                        object["metadata"]["resourceVersion"] = json!(version);
+                    }
+                }
                 let existing = store.objects.get(&object_path).cloned();
                 if let Some(expected) = patch["metadata"]["resourceVersion"].as_str() {
                     let actual = existing.as_ref().and_then(|o| o["metadata"]["resourceVersion"].as_str());

@@ -100,8 +100,16 @@ pub async fn apply(
     };
     server_side_apply::<PodDisruptionBudget>(client, namespace, &l1_pdb).await?;
     server_side_apply::<PodDisruptionBudget>(client, namespace, &l2_pdb).await?;
+    // Every claim is tried even when one fails: a claim left unowned under `Delete` outlives
+    // the deployment.
+    let mut first_error = None;
     for claim in &observed.claims {
-        reconcile_claim_owner(client, namespace, claim, &claims_owner).await?;
+        if let Err(err) = reconcile_claim_owner(client, namespace, claim, &claims_owner).await {
+            first_error.get_or_insert(err);
+        }
+    }
+    if let Some(err) = first_error {
+        return Err(err);
     }
 
     Ok(Applied { statefulsets, genesis_json })
@@ -109,13 +117,37 @@ pub async fn apply(
 
 /// Adds or removes the BftWebService among a claim's owners ([`ClaimsOwner`]), keeping the
 /// others. The patch carries the claim's resourceVersion: the StatefulSet controller edits the
-/// same list, and a conflict is retried by the next reconcile.
+/// same list (it does when `whenDeleted` switches), so a conflict reads the claim again and
+/// retries at once, a few times, before leaving it to the next reconcile.
 async fn reconcile_claim_owner(
     client: &Client,
     namespace: &str,
     claim: &PersistentVolumeClaim,
     claims_owner: &ClaimsOwner,
 ) -> Result<(), ApplyError> {
+    const ATTEMPTS: usize = 5;
+    let api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace);
+    let name = claim.name_any();
+    let mut claim = claim.clone();
+    for attempt in 1..=ATTEMPTS {
+        match patch_claim_owners(&api, &claim, claims_owner).await {
+            Err(kube::Error::Api(status)) if status.code == 409 && attempt < ATTEMPTS => {
+                match api.get_opt(&name).await.map_err(error("reading", "PersistentVolumeClaim", &name))? {
+                    Some(fresh) => claim = fresh,
+                    None => return Ok(()),
+                }
+            }
+            result => return result.map_err(error("setting owner references of", "PersistentVolumeClaim", &name)),
+        }
+    }
+    Ok(())
+}
+
+async fn patch_claim_owners(
+    api: &Api<PersistentVolumeClaim>,
+    claim: &PersistentVolumeClaim,
+    claims_owner: &ClaimsOwner,
+) -> Result<(), kube::Error> {
     let current = claim.owner_references();
     let mut wanted: Vec<OwnerReference> =
         current.iter().filter(|owner| owner.uid != claims_owner.owner.uid).cloned().collect();
@@ -128,12 +160,7 @@ async fn reconcile_claim_owner(
     let owners = if wanted.is_empty() { Value::Null } else { json!(wanted) };
     let patch = json!({"metadata": {"resourceVersion": claim.resource_version(), "ownerReferences": owners}});
     let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
-    let name = claim.name_any();
-    Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
-        .patch(&name, &params, &Patch::Merge(&patch))
-        .await
-        .map(drop)
-        .map_err(error("setting owner references of", "PersistentVolumeClaim", &name))
+    api.patch(&claim.name_any(), &params, &Patch::Merge(&patch)).await.map(drop)
 }
 
 fn stored_genesis(config_map: Option<&ConfigMap>) -> Option<String> {

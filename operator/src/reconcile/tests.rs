@@ -322,6 +322,27 @@ async fn delete_policy_owns_every_volume_claim_and_retain_none() {
     assert_eq!(owners(&scaled_away), Vec::<String>::new());
 }
 
+/// The StatefulSet controller edits a claim's owners when `whenDeleted` switches, so the
+/// operator's patch can conflict: it reads the claim again and retries at once, and a conflict
+/// on one claim never keeps the others from being owned (an unowned claim would outlive a
+/// deployment deleted under `Delete`).
+#[tokio::test]
+async fn a_conflicting_claim_is_retried_at_once_and_never_blocks_the_others() {
+    let server = server_with(&demo_ws());
+    let ctx = fixtures::context(&server);
+    let first = format!("{CLAIMS}/data-demo-ws-l1-0");
+    let scaled_away = format!("{CLAIMS}/data-demo-ws-l2-5");
+    server.put(&first, json!({"metadata": {"name": "data-demo-ws-l1-0", "resourceVersion": "1"}}));
+    server.put(&scaled_away, json!({"metadata": {"name": "data-demo-ws-l2-5", "resourceVersion": "1"}}));
+    reconcile_once(&server, &ctx).await;
+
+    edit_spec(&server, |spec| spec["deletionPolicy"] = json!("Delete"));
+    server.edit_concurrently(&first);
+    reconcile_once(&server, &ctx).await;
+    assert_eq!(owner_kinds(&server.get(&first).unwrap()), ["BftWebService"]);
+    assert_eq!(owner_kinds(&server.get(&scaled_away).unwrap()), ["BftWebService"]);
+}
+
 /// A deployment created with `Delete` owns its keys from the start.
 #[tokio::test]
 async fn a_delete_policy_deployment_owns_its_keys_from_creation() {
