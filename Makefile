@@ -8,7 +8,7 @@ export BFTWS_CACHE
 NODE_IMAGE ?= localhost/bftws-node:dev
 OPERATOR_IMAGE ?= localhost/bftws-operator:dev
 
-.PHONY: run demo dev bench test e2e e2e-kwok e2e-cluster setup build dev-build lint fmt unit openapi crds manifests check-generated image image-smoke prometheus-check console-test-deps clean
+.PHONY: run demo dev bench profile test e2e e2e-kwok e2e-cluster setup build dev-build lint fmt unit openapi crds manifests check-generated image image-smoke prometheus-check console-test-deps clean
 
 BIN = "$${CARGO_TARGET_DIR:-target}/release/bftws-node"
 # Every dev build selects the same packages, targets and features, so dependencies compile once
@@ -31,6 +31,10 @@ dev: build
 ## bench: the full benchmark (every configuration, direct-L1 baseline, concurrency) into bench/results
 bench: setup build
 	./scripts/bench.sh
+
+## profile: CPU by process kind and a flamegraph per kind of a 4-1 devnet under 64 workers (root: perf -a)
+profile: setup build
+	./scripts/profile.sh
 
 ## test: set up, then lint, check generated files and run every test
 test: setup lint check-generated unit e2e prometheus-check image-smoke

@@ -2,8 +2,8 @@
 # Where the CPU goes under load: a 4-1 devnet with W concurrent workers doing full sessions,
 # sampled by `perf record -a -g` over a window once the load runs. Writes, into OUT
 # (default bench/results/profile):
-#   cpu-by-kind.csv          samples per process kind (L1/L2 CometBFT, L1/L2 app, load
-#                            generator, other) as % of the machine's 2 cores
+#   cpu-by-kind.csv          CPU-seconds per process kind (L1/L2 CometBFT, L1/L2 app, load
+#                            generator, other) over the window, and each one's share
 #   <kind>.svg               a flamegraph per process kind (inferno)
 # Needs root (perf -a), perf from Debian (linux-perf) and inferno (installed here, pinned).
 set -euo pipefail
@@ -26,7 +26,8 @@ fi
 COMETBFT=$(./scripts/install-cometbft.sh)
 
 work=$(mktemp -d)
-trap 'kill $bench 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+[[ -n ${KEEP:-} ]] && echo "profile: keeping $work" >&2
+trap 'kill $bench 2>/dev/null || true; wait 2>/dev/null || true; [[ -n ${KEEP:-} ]] || rm -rf "$work"' EXIT
 mkdir -p "$OUT"
 "$BIN" bench concurrent --config 4-1 --workers "$WORKERS" --duration-secs $((WINDOW + 15)) \
 	--out "$work/out" --work-dir "$work/net" --base-port 24600 --cometbft "$COMETBFT" >"$work/bench.log" 2>&1 &
@@ -53,7 +54,8 @@ for pid in $(pgrep -f "$work/net") $bench; do
 done
 perf record -F 499 -a -g -o "$work/perf.data" -- sleep "$WINDOW" 2>"$work/perf.log"
 wait $bench || true
-perf script -i "$work/perf.data" 2>/dev/null | "$INFERNO/inferno-collapse-perf" --pid >"$work/folded"
+perf script -F comm,pid,tid,cpu,time,period,event,ip,sym,dso -i "$work/perf.data" 2>/dev/null |
+	"$INFERNO/inferno-collapse-perf" --pid >"$work/folded"
 # First frame is `comm-pid`: map it to a kind and split.
 awk -v kinds="$work/kinds" -v out="$work" '
 	BEGIN { while ((getline line < kinds) > 0) { split(line, f, " "); kind[f[1]] = f[2] } }
@@ -65,12 +67,13 @@ awk -v kinds="$work/kinds" -v out="$work" '
 	}
 	END {
 		print "kind,samples,percent_of_machine" > (out "/cpu.csv")
-		for (k in samples) printf "%s,%d,%.1f\n", k, samples[k], 100 * samples[k] / total >> (out "/cpu.csv")
+		for (k in samples) printf "%s,%.3f,%.1f\n", k, samples[k] / 1e9, 100 * samples[k] / total >> (out "/cpu.csv")
 	}' "$work/folded"
-sort -t, -k2 -nr "$work/cpu.csv" | { echo "kind,samples,percent_of_samples"; grep -v '^kind'; } >"$OUT/cpu-by-kind.csv"
+# cpu-clock samples are weighted by their period: CPU-seconds over the window.
+sort -t, -k2 -nr "$work/cpu.csv" | { echo "kind,cpu_seconds,percent_of_busy_cpu"; grep -v '^kind'; } >"$OUT/cpu-by-kind.csv"
 for folded in "$work"/*.folded; do
 	kind=$(basename "$folded" .folded)
-	"$INFERNO/inferno-flamegraph" --title "bftws 4-1, $WORKERS workers: $kind" <"$folded" >"$OUT/$kind.svg"
+	"$INFERNO/inferno-flamegraph" --minwidth 0.5 --title "bftws 4-1, $WORKERS workers: $kind" <"$folded" >"$OUT/$kind.svg"
 done
 grep -E "^\[concurrent" "$work/bench.log" | tail -1 >"$OUT/load.txt" || true
 cat "$OUT/cpu-by-kind.csv" "$OUT/load.txt"
