@@ -353,6 +353,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let resumed = network.committer.resume_pending()?;
             let listener = tokio::net::TcpListener::bind(listen).await?;
             eprintln!("bftws dev node (in-process sequencer, no CometBFT) on http://{}", listener.local_addr()?);
+            eprintln!("web console: http://{}/ (sign in with a demo token)", listener.local_addr()?);
             eprintln!("demo tokens (DEMO ONLY):");
             for (token, actor) in demo::tokens() {
                 eprintln!("  {token:<18} {} ({})", actor.id, actor.role.as_str());
@@ -410,6 +411,9 @@ async fn run_devnet(spec: DevnetSpec, demo: bool, exit_after_demo: bool) -> Resu
             devnet.stop_all();
             return Ok(());
         }
+    }
+    if let Some(l2) = devnet.layer(Layer::L2).next() {
+        println!("web console: {}/ (sign in with a demo token; every node serves one)", l2.api_url);
     }
     println!("serving; Ctrl-C stops every node");
     shutdown_signal().await;
