@@ -27,7 +27,10 @@ pub async fn run_proofs(env: &BenchEnv, options: &ProofOptions) -> Result<PathBu
     std::fs::create_dir_all(&options.out).map_err(io_error(&options.out))?;
     let path = options.out.join("proofs.csv");
     let mut csv = std::fs::File::create(&path).map_err(io_error(&path))?;
-    writeln!(csv, "config,l1_validators,proofs,bytes_p50,bytes_max,verify_us_p50,verify_us_p99")
+    writeln!(
+        csv,
+        "config,l1_validators,proofs,bytes_p50,bytes_max,verify_us_p50,verify_us_p99,supplier_l1_tx_bytes,warehouse_l1_tx_bytes"
+    )
         .map_err(io_error(&path))?;
     for size in &options.sizes {
         let devnet = env.devnet(*size, &format!("proofs-{size}"), Workload::SupplyChain).await?;
@@ -39,12 +42,22 @@ pub async fn run_proofs(env: &BenchEnv, options: &ProofOptions) -> Result<PathBu
             .and_then(|json| TrustedL1::from_genesis_json(&json).map_err(|e| BenchError::Invalid(e.to_string())))?;
         let client = WorkflowClient::new(l2.api_url.clone(), Duration::from_secs(30));
         let (mut bytes, mut verify_us) = (Vec::new(), Vec::new());
+        // What each session costs L1 in transaction bytes (its bundle), from the proof's `tx`.
+        let (mut supplier_tx, mut warehouse_tx) = (Vec::new(), Vec::new());
         for i in 0..options.sessions {
-            let run = client.supplier_session("demo-sup-1", "sup-1", &format!("PKG-PROOF-{size}-{i}")).await?;
+            let package = format!("PKG-PROOF-{size}-{i}");
+            let run = client.supplier_session("demo-sup-1", "sup-1", &package).await?;
             let source = verify::ProofSource::Node { l1: &l1.api_url, token: "demo-auditor" };
             let (proof, _) = verify::verify(source, &genesis, &run.session_id)
                 .await
                 .map_err(|e| BenchError::Invalid(e.to_string()))?;
+            supplier_tx.push(tx_bytes(&proof.tx));
+            let warehouse = client.warehouse_session("demo-op-1", "sup-1", &package).await?;
+            let source = verify::ProofSource::Node { l1: &l1.api_url, token: "demo-auditor" };
+            let (warehouse_proof, _) = verify::verify(source, &genesis, &warehouse.session_id)
+                .await
+                .map_err(|e| BenchError::Invalid(e.to_string()))?;
+            warehouse_tx.push(tx_bytes(&warehouse_proof.tx));
             bytes.push(serde_json::to_vec(&proof).map(|b| b.len() as f64).unwrap_or(0.0));
             for _ in 0..options.repeats {
                 let started = std::time::Instant::now();
@@ -53,16 +66,30 @@ pub async fn run_proofs(env: &BenchEnv, options: &ProofOptions) -> Result<PathBu
             }
         }
         let (size_stats, time_stats) = (Summary::of(&bytes), Summary::of(&verify_us));
+        let (supplier_tx, warehouse_tx) = (Summary::of(&supplier_tx), Summary::of(&warehouse_tx));
         writeln!(
             csv,
-            "{size},{},{},{:.0},{:.0},{:.0},{:.0}",
-            size.l1, size_stats.count, size_stats.p50, size_stats.max, time_stats.p50, time_stats.p99
+            "{size},{},{},{:.0},{:.0},{:.0},{:.0},{:.0},{:.0}",
+            size.l1,
+            size_stats.count,
+            size_stats.p50,
+            size_stats.max,
+            time_stats.p50,
+            time_stats.p99,
+            supplier_tx.p50,
+            warehouse_tx.p50
         )
         .map_err(io_error(&path))?;
         eprintln!(
-            "bench proofs {size}: {} proofs of {:.0} bytes (p50), verified in {:.0} µs (p50)",
-            size_stats.count, size_stats.p50, time_stats.p50
+            "bench proofs {size}: {} proofs of {:.0} bytes (p50), verified in {:.0} µs (p50); L1 tx of a supplier session {:.0} bytes, of a warehouse session {:.0}",
+            size_stats.count, size_stats.p50, time_stats.p50, supplier_tx.p50, warehouse_tx.p50
         );
     }
     Ok(path)
+}
+
+/// The length of a proof's base64 transaction, decoded.
+fn tx_bytes(tx: &str) -> f64 {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(tx).map(|b| b.len() as f64).unwrap_or(0.0)
 }
