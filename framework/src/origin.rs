@@ -140,7 +140,7 @@ impl Origin {
         let outcome = match self.build_request(route, params, actor, method, path, body, idempotency_key) {
             Ok(request) => match self.earlier_answer(&request, started)? {
                 Some(answer) => Ok(answer),
-                None => match self.simulate_and_submit(route, request.clone(), started).await {
+                None => match self.simulate_and_submit_caught_up(route, &request, started).await {
                     Err(WriteError::Conflict { code: TxCode::Replayed, log }) => {
                         match self.earlier_answer(&request, started)? {
                             Some(answer) => Ok(answer),
@@ -196,6 +196,46 @@ impl Origin {
             },
             session_id: request.session_id.clone(),
         }))
+    }
+
+    /// [`Origin::simulate_and_submit`]; a refusal that may come from state a block behind (a
+    /// full node applies each block a little after the validators: a session started on one
+    /// node is not yet there) is simulated again once a newer block has arrived here.
+    async fn simulate_and_submit_caught_up(
+        &self,
+        route: &Route,
+        request: &Request,
+        started: std::time::Instant,
+    ) -> Result<WriteOutcome, WriteError> {
+        let first = self.simulate_and_submit(route, request.clone(), started).await;
+        match &first {
+            Err(WriteError::Refused(err))
+                if matches!(err.status, 404 | 409) && self.newer_block_on_a_full_node().await =>
+            {
+                self.simulate_and_submit(route, request.clone(), started).await
+            }
+            _ => first,
+        }
+    }
+
+    /// True when this node is a CometBFT full node (no voting power) and a block newer than
+    /// its state arrives within [`CATCH_UP_WAIT`]. A validator has every block as soon as it
+    /// is decided, and a chain with nothing newer leaves the refusal as it was.
+    async fn newer_block_on_a_full_node(&self) -> bool {
+        let Some(rpc) = self.chain.cometbft() else { return false };
+        if !matches!(rpc.status().await, Ok(status) if status.voting_power == 0) {
+            return false;
+        }
+        let height = || self.chain.snapshot().and_then(|snapshot| snapshot.last_block()).map(|block| block.height);
+        let Ok(start) = height() else { return false };
+        let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            if height().is_ok_and(|now| now > start) {
+                return true;
+            }
+        }
+        false
     }
 
     async fn simulate_and_submit(
@@ -302,6 +342,10 @@ impl Origin {
         }
     }
 }
+
+/// How long a full node waits for a newer block before answering a refusal that may come from
+/// state a block behind.
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The origin's clock: the one place wall time enters a replicated request.
 #[allow(clippy::disallowed_methods)]

@@ -706,3 +706,38 @@ async fn a_lying_l1_node_is_caught_and_the_bundle_commits_through_another() {
         assert_on_l1(&devnet, &receipt).await;
     }
 }
+
+/// A client may send a session's next step to another replica at once: an L2 full node that has
+/// not applied the previous step's block yet waits for it rather than answering that the session
+/// does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_sent_to_a_full_node_right_after_the_last_one_finds_its_session() {
+    let _one = ONE_DEVNET_AT_A_TIME.lock().await;
+    let (_dir, spec) = spec("catch-up", 30000);
+    let devnet = start(DevnetSpec { l2_full_nodes: 1, ..spec }).await;
+    let (validator, full_node) = (api(&devnet, "l2-0"), api(&devnet, "l2-1"));
+    let client = JsonClient::new(Duration::from_secs(20));
+    let items = vec![bftws_supply_chain::model::Item { sku: "SKU-1".into(), qty: 1 }];
+    for i in 0..10 {
+        let started = client
+            .post(&format!("{validator}/v1/sessions"), Some("demo-sup-1"), &json!({"kind": "supplier"}))
+            .await
+            .unwrap();
+        assert_eq!(started.status, 201, "{}", started.body);
+        let session = started.body["data"]["session_id"].as_str().unwrap().to_owned();
+        let package = format!("PKG-CATCH-UP-{i}");
+        let signature = demo::sign_manifest("sup-1", &package, &items);
+        let body = json!({"package_id": package, "items": items, "signature": signature});
+        let step = client
+            .post(&format!("{full_node}/v1/sessions/{session}/register_package"), Some("demo-sup-1"), &body)
+            .await
+            .unwrap();
+        assert_eq!(step.status, 201, "step {i} on the full node: {}", step.body);
+    }
+    // A refusal that no newer block changes is still a refusal.
+    let unknown = client
+        .post(&format!("{full_node}/v1/sessions/ses-00000000000000000000/commit"), Some("demo-sup-1"), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+}

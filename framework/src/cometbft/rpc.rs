@@ -30,6 +30,8 @@ pub struct NodeStatus {
     pub latest_height: u64,
     pub catching_up: bool,
     pub node_id: String,
+    /// This node's voting power: 0 for a full node.
+    pub voting_power: u64,
 }
 
 #[derive(Clone)]
@@ -81,6 +83,7 @@ impl CometRpc {
             latest_height: sync["latest_block_height"].as_str().and_then(|h| h.parse().ok()).unwrap_or(0),
             catching_up: sync["catching_up"].as_bool().unwrap_or(true),
             node_id: result["node_info"]["id"].as_str().unwrap_or("").to_owned(),
+            voting_power: result["validator_info"]["voting_power"].as_str().and_then(|p| p.parse().ok()).unwrap_or(0),
         })
     }
 
