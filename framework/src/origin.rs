@@ -198,44 +198,43 @@ impl Origin {
         }))
     }
 
-    /// [`Origin::simulate_and_submit`]; a refusal that may come from state a block behind (a
-    /// full node applies each block a little after the validators: a session started on one
-    /// node is not yet there) is simulated again once a newer block has arrived here.
+    /// [`Origin::simulate_and_submit`]; on a full node, a refusal that may come from state a
+    /// few blocks behind (a full node applies each block a little after the validators: a
+    /// session started on another node may not be here yet) is simulated again on every newer
+    /// block for up to [`CATCH_UP_WAIT`], and the last answer stands.
     async fn simulate_and_submit_caught_up(
         &self,
         route: &Route,
         request: &Request,
         started: std::time::Instant,
     ) -> Result<WriteOutcome, WriteError> {
-        let first = self.simulate_and_submit(route, request.clone(), started).await;
-        match &first {
-            Err(WriteError::Refused(err))
-                if matches!(err.status, 404 | 409) && self.newer_block_on_a_full_node().await =>
-            {
-                self.simulate_and_submit(route, request.clone(), started).await
-            }
-            _ => first,
-        }
-    }
-
-    /// True when this node is a CometBFT full node (no voting power) and a block newer than
-    /// its state arrives within [`CATCH_UP_WAIT`]. A validator has every block as soon as it
-    /// is decided, and a chain with nothing newer leaves the refusal as it was.
-    async fn newer_block_on_a_full_node(&self) -> bool {
-        let Some(rpc) = self.chain.cometbft() else { return false };
-        if !matches!(rpc.status().await, Ok(status) if status.voting_power == 0) {
-            return false;
-        }
         let height = || self.chain.snapshot().and_then(|snapshot| snapshot.last_block()).map(|block| block.height);
-        let Ok(start) = height() else { return false };
+        let may_be_stale = |attempt: &Result<WriteOutcome, WriteError>| matches!(attempt, Err(WriteError::Refused(err)) if matches!(err.status, 404 | 409));
+        let mut seen = height().unwrap_or(0);
+        let mut attempt = self.simulate_and_submit(route, request.clone(), started).await;
+        if !may_be_stale(&attempt) || !self.is_full_node().await {
+            return attempt;
+        }
         let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            if height().is_ok_and(|now| now > start) {
-                return true;
+            let Ok(now) = height() else { break };
+            if now > seen {
+                seen = now;
+                attempt = self.simulate_and_submit(route, request.clone(), started).await;
+                if !may_be_stale(&attempt) {
+                    break;
+                }
             }
         }
-        false
+        attempt
+    }
+
+    /// A CometBFT node with no voting power. A validator has every block as soon as it is
+    /// decided; the in-process sequencer has no other replica.
+    async fn is_full_node(&self) -> bool {
+        let Some(rpc) = self.chain.cometbft() else { return false };
+        matches!(rpc.status().await, Ok(status) if status.voting_power == 0)
     }
 
     async fn simulate_and_submit(
@@ -343,9 +342,9 @@ impl Origin {
     }
 }
 
-/// How long a full node waits for a newer block before answering a refusal that may come from
-/// state a block behind.
-const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long a full node keeps looking for newer blocks before answering a refusal that may come
+/// from state a few blocks behind.
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The origin's clock: the one place wall time enters a replicated request.
 #[allow(clippy::disallowed_methods)]

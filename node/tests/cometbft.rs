@@ -718,7 +718,7 @@ async fn a_step_sent_to_a_full_node_right_after_the_last_one_finds_its_session()
     let (validator, full_node) = (api(&devnet, "l2-0"), api(&devnet, "l2-1"));
     let client = JsonClient::new(Duration::from_secs(20));
     let items = vec![bftws_supply_chain::model::Item { sku: "SKU-1".into(), qty: 1 }];
-    for i in 0..10 {
+    for i in 0..20 {
         let started = client
             .post(&format!("{validator}/v1/sessions"), Some("demo-sup-1"), &json!({"kind": "supplier"}))
             .await
