@@ -413,17 +413,27 @@ mod tests {
         }
     }
 
-    /// L1 with `l1_ready` of its 4 validators ready, L2's single validator ready.
-    fn status_with(old: Option<&BftWebServiceStatus>, l1_ready: u32, now: Timestamp) -> BftWebServiceStatus {
-        let v = validated(&demo_ws());
+    /// The 4 L1 pods (the first `l1_ready` of them ready) and L2's single validator, ready.
+    fn pods_with(l1_ready: u32) -> Vec<Pod> {
         let mut pods: Vec<Pod> = (0..4).map(|i| pod(ClusterLayer::L1, i, i < l1_ready)).collect();
         pods.push(pod(ClusterLayer::L2, 0, true));
+        pods
+    }
+
+    /// L1 with `l1_ready` of its 4 validators ready, L2's single validator ready.
+    fn status_with(old: Option<&BftWebServiceStatus>, l1_ready: u32, now: Timestamp) -> BftWebServiceStatus {
+        status_of(old, &pods_with(l1_ready), now)
+    }
+
+    /// The status of the settled 4-1 deployment with these pods.
+    fn status_of(old: Option<&BftWebServiceStatus>, pods: &[Pod], now: Timestamp) -> BftWebServiceStatus {
+        let v = validated(&demo_ws());
         let (l1, l2) = (settled(4), settled(1));
         let obs = Observation {
             generation: Some(1),
             v: &v,
             statefulsets: PerLayer { l1: Some(&l1), l2: Some(&l2) },
-            pods: &pods,
+            pods,
             genesis_hashes: PerLayer { l1: Some("aa"), l2: Some("bb") },
             heights: PerLayer { l1: Some(120), l2: None },
         };
@@ -435,11 +445,9 @@ mod tests {
         use k8s_openapi::api::core::v1::{
             ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
         };
-        let v = validated(&demo_ws());
         let healthy = status_with(None, 4, fixed_now());
         assert_eq!(get(&healthy, NODES_FAILING).status, "False");
-        let mut pods: Vec<Pod> = (0..4).map(|i| pod(ClusterLayer::L1, i, i != 2)).collect();
-        pods.push(pod(ClusterLayer::L2, 0, true));
+        let mut pods = pods_with(4);
         pods[2].status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
             name: "app".to_owned(),
             restart_count: 7,
@@ -457,16 +465,7 @@ mod tests {
             }),
             ..ContainerStatus::default()
         }]);
-        let (l1, l2) = (settled(4), settled(1));
-        let obs = Observation {
-            generation: Some(1),
-            v: &v,
-            statefulsets: PerLayer { l1: Some(&l1), l2: Some(&l2) },
-            pods: &pods,
-            genesis_hashes: PerLayer { l1: Some("aa"), l2: Some("bb") },
-            heights: PerLayer { l1: Some(120), l2: None },
-        };
-        let failing = compute(Some(&healthy), &obs, fixed_now());
+        let failing = status_of(Some(&healthy), &pods, fixed_now());
         let flagged = get(&failing, NODES_FAILING);
         assert_eq!((flagged.status.as_str(), flagged.reason.as_str()), ("True", "CrashLooping"));
         assert!(flagged.message.contains("demo-ws-l1-2/app (exit code 1, Error, 7 restarts)"), "{}", flagged.message);
