@@ -92,10 +92,84 @@ impl Authenticator {
     }
 }
 
+/// What a look at the token file found (see [`TokenFileWatch`]).
+#[derive(Debug)]
+pub enum TokenFileChange {
+    /// The same content as last time.
+    Unchanged,
+    /// New content, valid: use these tokens from now on.
+    Reloaded(Authenticator),
+    /// New content that cannot be used (unreadable or invalid): keep the tokens in use.
+    Refused(AuthConfigError),
+}
+
+/// Watches a token file for new content, so a node picks up tokens added to or removed from
+/// its Secret without a restart (Kubernetes swaps a mounted Secret's files in place).
+#[derive(Debug)]
+pub struct TokenFileWatch {
+    path: std::path::PathBuf,
+    roles: Vec<RoleSpec>,
+    /// The content last looked at, valid or not: each new content is reported once.
+    seen: Option<String>,
+}
+
+impl TokenFileWatch {
+    /// Loads the file now (a node does not start without valid tokens) and watches it.
+    pub fn start(path: &Path, roles: &[RoleSpec]) -> Result<(Self, Authenticator), AuthConfigError> {
+        let auth = Authenticator::from_file(path, roles)?;
+        let seen = std::fs::read_to_string(path).ok();
+        Ok((Self { path: path.to_owned(), roles: roles.to_vec(), seen }, auth))
+    }
+
+    /// Reads the file again and says what changed.
+    pub fn poll(&mut self) -> TokenFileChange {
+        let shown = self.path.display().to_string();
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            // A Secret being swapped can be missing for an instant; a later look sees it.
+            Err(source) => return TokenFileChange::Refused(AuthConfigError::Read { path: shown, source }),
+        };
+        if self.seen.as_deref() == Some(text.as_str()) {
+            return TokenFileChange::Unchanged;
+        }
+        self.seen = Some(text.clone());
+        let parsed = serde_json::from_str::<TokenFile>(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|file| Authenticator::new(&file, &self.roles));
+        match parsed {
+            Ok(auth) => TokenFileChange::Reloaded(auth),
+            Err(message) => TokenFileChange::Refused(AuthConfigError::Invalid { path: shown, message }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::registry::Role;
+
+    #[test]
+    fn a_watched_token_file_reloads_new_valid_content_once_and_refuses_invalid_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let op = |id: &str| Actor { id: id.into(), role: Role::new("operator") };
+        let write = |file: &TokenFile| std::fs::write(&path, serde_json::to_vec(file).unwrap()).unwrap();
+        write(&TokenFile { tokens: vec![TokenEntry::for_token("first", op("op-1"))] });
+        let (mut watch, auth) = TokenFileWatch::start(&path, ROLES).unwrap();
+        assert_eq!(auth.authenticate("first"), Some(&op("op-1")));
+        assert!(matches!(watch.poll(), TokenFileChange::Unchanged));
+
+        write(&TokenFile { tokens: vec![TokenEntry::for_token("second", op("op-2"))] });
+        let TokenFileChange::Reloaded(auth) = watch.poll() else { panic!("new tokens are reloaded") };
+        assert_eq!((auth.authenticate("second"), auth.authenticate("first")), (Some(&op("op-2")), None));
+        assert!(matches!(watch.poll(), TokenFileChange::Unchanged), "reported once");
+
+        std::fs::write(&path, "{not json").unwrap();
+        assert!(matches!(watch.poll(), TokenFileChange::Refused(AuthConfigError::Invalid { .. })));
+        assert!(matches!(watch.poll(), TokenFileChange::Unchanged), "an invalid file is reported once");
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(watch.poll(), TokenFileChange::Refused(AuthConfigError::Read { .. })));
+    }
 
     const ROLES: &[RoleSpec] = &[RoleSpec { name: "operator", reads_all_sessions: false }];
 

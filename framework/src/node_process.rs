@@ -6,7 +6,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use crate::{
     abci::{self, AbciCore, AbciStatus},
     app::App,
-    auth::Authenticator,
+    auth::{TokenFileChange, TokenFileWatch},
     chain::Chain,
     cometbft::{CometChain, CometRpc, Waiters},
     config::{read_key, NodeConfig},
@@ -36,7 +36,7 @@ pub async fn run(
     let store = Arc::new(Store::open(&config.data_dir.join("state.redb"))?.defer_durability(DURABLE_EVERY_BLOCKS));
     let registry = Arc::new(registry);
     let key = read_key(&config.node_key_file)?;
-    let auth = Authenticator::from_file(&config.tokens_file, registry.service().roles())?;
+    let (token_watch, auth) = TokenFileWatch::start(&config.tokens_file, registry.service().roles())?;
     let waiters = Arc::new(Waiters::default());
     let metrics = Arc::new(Metrics::new());
     let status = Arc::new(AbciStatus::default());
@@ -90,6 +90,7 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(config.http_listen).await?;
     tracing::info!(node = %config.node_id, layer = config.layer.as_str(), http = %listener.local_addr()?, "serving");
     let api = ApiState::new(origin, committer, auth);
+    watch_tokens(token_watch, api.clone());
     tokio::select! {
         served = http::serve(listener, api, shutdown) => served?,
         abci = abci_task => match abci {
@@ -131,4 +132,28 @@ fn apply_fault(core: AbciCore, config: &NodeConfig, _key: &crate::crypto::Signin
         None => Ok(core),
         Some(mode) => Err(format!("fault mode '{mode}' needs a build with the 'byzantine-test' feature").into()),
     }
+}
+
+/// How often the token file is read again.
+const TOKEN_FILE_POLL: Duration = Duration::from_secs(5);
+
+/// Serves the tokens of the token file as it changes, for as long as the node runs: a token
+/// added to or removed from the Secret takes effect without a restart. New content that is not
+/// a valid token file is logged and the tokens in use stay.
+fn watch_tokens(mut watch: TokenFileWatch, api: ApiState) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(TOKEN_FILE_POLL).await;
+            match watch.poll() {
+                TokenFileChange::Unchanged => {}
+                TokenFileChange::Reloaded(auth) => {
+                    tracing::info!("token file changed: serving its tokens");
+                    api.replace_tokens(auth);
+                }
+                TokenFileChange::Refused(err) => {
+                    tracing::error!(%err, "token file not reloaded; the tokens in use stay")
+                }
+            }
+        }
+    });
 }

@@ -741,3 +741,34 @@ async fn a_step_sent_to_a_full_node_right_after_the_last_one_finds_its_session()
         .unwrap();
     assert_eq!(unknown.status, 404, "{}", unknown.body);
 }
+
+/// Tokens are read again from the token file while the nodes run (a Kubernetes Secret is updated
+/// in place): a token added there is served, one removed is refused, without a restart; a
+/// broken file changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_file_edited_while_nodes_run_takes_effect_without_a_restart() {
+    use bftws_framework::auth::{TokenEntry, TokenFile};
+    let _one = ONE_DEVNET_AT_A_TIME.lock().await;
+    let (_dir, spec) = spec("tokens", 30200);
+    let devnet = start(DevnetSpec { l1_validators: 1, ..spec }).await;
+    let node = api(&devnet, "l2-0");
+    let client = JsonClient::new(Duration::from_secs(10));
+    let me = |token: &'static str| {
+        let (client, url) = (client.clone(), format!("{node}/v1/me"));
+        async move { client.get(&url, Some(token)).await.unwrap().status }
+    };
+    assert_eq!((me("demo-op-1").await, me("rotated").await), (200, 401));
+    let operator = Actor { id: "op-9".into(), role: Role::new("operator") };
+    let tokens = devnet.dir().join("tokens.json");
+    std::fs::write(&tokens, "{broken").unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(me("demo-op-1").await, 200, "a broken token file keeps the tokens in use");
+    let file = TokenFile { tokens: vec![TokenEntry::for_token("rotated", operator)] };
+    std::fs::write(&tokens, serde_json::to_vec(&file).unwrap()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while me("rotated").await != 200 {
+        assert!(std::time::Instant::now() < deadline, "the new token is not served after 15 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(me("demo-op-1").await, 401, "a token gone from the file is refused");
+}

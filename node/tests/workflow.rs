@@ -375,3 +375,18 @@ async fn the_console_is_served_with_a_strict_policy_and_its_reads_answer() {
     assert_eq!(data["l1"]["chain_id"], net.network.l1.chain_id());
     assert_eq!(data["committing"], json!([]));
 }
+
+#[tokio::test]
+async fn replaced_tokens_take_effect_on_the_next_request() {
+    use bftws_framework::auth::{Authenticator, TokenEntry, TokenFile};
+    let net = Net::new();
+    net.get("demo-op-1", "/v1/me").await.expect(200);
+    let operator =
+        bftws_framework::registry::Actor { id: "op-2".into(), role: bftws_framework::registry::Role::new("operator") };
+    let file = TokenFile { tokens: vec![TokenEntry::for_token("rotated-token", operator)] };
+    let roles = bftws_supply_chain::registry().service().roles();
+    net.network.api.replace_tokens(Authenticator::new(&file, roles).unwrap());
+    net.get("demo-op-1", "/v1/me").await.expect(401);
+    let me = net.get("rotated-token", "/v1/me").await.expect(200);
+    assert_eq!(me.data()["id"], "op-2");
+}

@@ -33,12 +33,8 @@ impl FromRequestParts<ApiState> for Authenticated {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers)?;
-        state
-            .auth()
-            .authenticate(token)
-            .cloned()
-            .map(Authenticated)
-            .ok_or_else(|| ApiError::unauthenticated("unknown token"))
+        let auth = state.auth();
+        auth.authenticate(token).cloned().map(Authenticated).ok_or_else(|| ApiError::unauthenticated("unknown token"))
     }
 }
 

@@ -53,7 +53,8 @@ pub struct ApiState(Arc<ApiInner>);
 struct ApiInner {
     origin: Arc<Origin>,
     committer: Option<Arc<Committer>>,
-    auth: Authenticator,
+    /// Replaced whole when the token file changes ([`ApiState::replace_tokens`]).
+    auth: std::sync::RwLock<Arc<Authenticator>>,
     refusals: RefusalLimiter,
 }
 
@@ -69,6 +70,7 @@ impl ApiState {
         auth: Authenticator,
         budget: RefusalBudget,
     ) -> Self {
+        let auth = std::sync::RwLock::new(Arc::new(auth));
         Self(Arc::new(ApiInner { origin, committer, auth, refusals: RefusalLimiter::new(budget) }))
     }
 
@@ -84,8 +86,13 @@ impl ApiState {
         self.0.committer.as_ref()
     }
 
-    fn auth(&self) -> &Authenticator {
-        &self.0.auth
+    fn auth(&self) -> Arc<Authenticator> {
+        self.0.auth.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Serves these tokens from now on (requests under way keep the ones they started with).
+    pub fn replace_tokens(&self, auth: Authenticator) {
+        *self.0.auth.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(auth);
     }
 }
 
