@@ -209,7 +209,6 @@ impl Origin {
         started: std::time::Instant,
     ) -> Result<WriteOutcome, WriteError> {
         let height = || self.chain.snapshot().and_then(|snapshot| snapshot.last_block()).map(|block| block.height);
-        let may_be_stale = |attempt: &Result<WriteOutcome, WriteError>| matches!(attempt, Err(WriteError::Refused(err)) if matches!(err.status, 404 | 409));
         let mut seen = height().unwrap_or(0);
         let mut attempt = self.simulate_and_submit(route, request.clone(), started).await;
         if !may_be_stale(&attempt) || !self.is_full_node().await {
@@ -340,6 +339,11 @@ impl Origin {
             Err(err) => Err(WriteError::Refused(err)),
         }
     }
+}
+
+/// A refusal that state a few blocks newer could turn into an answer: not found, or a conflict.
+fn may_be_stale(attempt: &Result<WriteOutcome, WriteError>) -> bool {
+    matches!(attempt, Err(WriteError::Refused(err)) if matches!(err.status, 404 | 409))
 }
 
 /// How long a full node keeps looking for newer blocks before answering a refusal that may come
