@@ -72,6 +72,9 @@ pub struct Origin {
     chain: Arc<dyn Chain>,
     timeout: Duration,
     metrics: Arc<Metrics>,
+    /// Whether this node's CometBFT has no voting power, once asked (the validator set does not
+    /// change while a node runs).
+    full_node: std::sync::OnceLock<bool>,
 }
 
 impl Origin {
@@ -84,7 +87,16 @@ impl Origin {
         timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { node_id: node_id.into(), layer, key, registry, chain, timeout, metrics }
+        Self {
+            node_id: node_id.into(),
+            layer,
+            key,
+            registry,
+            chain,
+            timeout,
+            metrics,
+            full_node: std::sync::OnceLock::new(),
+        }
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -230,10 +242,17 @@ impl Origin {
     }
 
     /// A CometBFT node with no voting power. A validator has every block as soon as it is
-    /// decided; the in-process sequencer has no other replica.
+    /// decided; the in-process sequencer has no other replica. Asked of CometBFT once.
     async fn is_full_node(&self) -> bool {
+        if let Some(known) = self.full_node.get() {
+            return *known;
+        }
         let Some(rpc) = self.chain.cometbft() else { return false };
-        matches!(rpc.status().await, Ok(status) if status.voting_power == 0)
+        match rpc.status().await {
+            Ok(status) => *self.full_node.get_or_init(|| status.voting_power == 0),
+            // Unknown for now: asked again at the next refusal.
+            Err(_) => false,
+        }
     }
 
     async fn simulate_and_submit(
