@@ -594,8 +594,9 @@ async function historyEntry(entry) {
   const proof = entry.proof;
   const receipt = { chain_id: proof.chain_id, height: proof.height, tx_hash: proof.tx_hash, code: 0 };
   const checks = await checkProof(proof, receipt);
+  const verified = checks.every((c) => c.ok);
   item.append(h("p", {}, `Final on ${proof.chain_id} at height ${proof.height}, tx `, h("span", { class: "mono" }, shortHash(proof.tx_hash))),
-    h("p", { class: checks.every((c) => c.ok) ? "verdict ok" : "verdict bad" }, checks.every((c) => c.ok) ? "Verified" : "NOT verified"),
+    h("p", { class: verified ? "verdict ok" : "verdict bad" }, verified ? "Verified" : "NOT verified"),
     proofView(checks));
   return item;
 }

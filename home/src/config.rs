@@ -598,14 +598,14 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, HomeError> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_gossip_sleep_grows_with_the_network_and_stays_bounded() {
-        let ms = |n| super::gossip_sleep_for(n).as_millis();
+        let ms = |n| gossip_sleep_for(n).as_millis();
         assert_eq!([1, 4, 7, 10, 13, 16, 40].map(ms), [2, 2, 7, 15, 26, 40, 50]);
-        assert_eq!(super::Timing::l1_for(4), super::Timing::l1());
+        assert_eq!(Timing::l1_for(4), Timing::l1());
     }
-
-    use super::*;
 
     fn peer(seed: u8, host: &str, port: u16) -> Peer {
         Peer { node_id: crate::NodeKey::from_seed([seed; 32]).node_id(), host: host.to_owned(), port }

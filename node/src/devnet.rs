@@ -64,9 +64,10 @@ pub struct DevnetSpec {
     pub log_level: String,
     /// Test-only: a node (by name, e.g. `l1-0`) to run with a fault mode.
     pub fault: Option<(String, String)>,
-    /// L1's timing; `None` sizes it for `l1_validators` ([`Timing::l1_for`]).
-    pub l1_timing: Option<Timing>,
-    pub l2_timing: Timing,
+    /// Timing overrides (`LAYER.FIELD=VALUE`, see [`DevnetSpec::set_timing`]), applied over
+    /// each layer's defaults when the devnet is created: L1's sized for `l1_validators`
+    /// ([`Timing::l1_for`]), L2's [`Timing::l2`].
+    pub timing_overrides: Vec<(Layer, String, String)>,
     /// The service every node runs (one of [`crate::services::NAMES`]).
     pub service: String,
 }
@@ -83,26 +84,39 @@ impl DevnetSpec {
             cometbft,
             log_level: "error".into(),
             fault: None,
-            l1_timing: None,
-            l2_timing: Timing::l2(),
+            timing_overrides: Vec::new(),
             service: crate::services::DEFAULT.to_owned(),
         }
     }
 }
 
 impl DevnetSpec {
-    /// Applies `LAYER.FIELD=VALUE` (e.g. `l1.flush_throttle_timeout=2ms`) to a layer's timing
-    /// (L1's as sized for `l1_validators`, so set that first).
+    /// Overrides a field of a layer's timing with `LAYER.FIELD=VALUE` (e.g.
+    /// `l1.flush_throttle_timeout=2ms`), checked now.
     pub fn set_timing(&mut self, setting: &str) -> Result<(), DevnetError> {
         let bad = || DevnetError::Setup(format!("timing override {setting:?} is not LAYER.FIELD=VALUE"));
         let (target, value) = setting.split_once('=').ok_or_else(bad)?;
         let (layer, field) = target.split_once('.').ok_or_else(bad)?;
-        let timing = match layer {
-            "l1" => self.l1_timing.get_or_insert_with(|| Timing::l1_for(self.l1_validators as u32)),
-            "l2" => &mut self.l2_timing,
+        let layer = match layer {
+            "l1" => Layer::L1,
+            "l2" => Layer::L2,
             _ => return Err(bad()),
         };
-        Ok(timing.set(field, value)?)
+        Timing::l2().set(field, value)?;
+        self.timing_overrides.push((layer, field.to_owned(), value.to_owned()));
+        Ok(())
+    }
+
+    /// A layer's timing: its defaults with the overrides.
+    fn timing(&self, layer: Layer) -> Result<Timing, DevnetError> {
+        let mut timing = match layer {
+            Layer::L1 => Timing::l1_for(self.l1_validators as u32),
+            Layer::L2 => Timing::l2(),
+        };
+        for (_, field, value) in self.timing_overrides.iter().filter(|(l, ..)| *l == layer) {
+            timing.set(field, value)?;
+        }
+        Ok(timing)
     }
 }
 
@@ -180,11 +194,11 @@ impl Devnet {
             .map(|i| api_port(spec.base_port, i).map(|p| format!("http://127.0.0.1:{p}")))
             .collect::<Result<_, _>>()?;
 
-        let l1_timing = spec.l1_timing.clone().unwrap_or_else(|| Timing::l1_for(spec.l1_validators as u32));
+        let (l1_timing, l2_timing) = (spec.timing(Layer::L1)?, spec.timing(Layer::L2)?);
         let mut nodes = Vec::new();
         for (layer, names, validators, full_nodes, base, timing) in [
             (Layer::L1, &l1_names, spec.l1_validators, 0, spec.base_port, &l1_timing),
-            (Layer::L2, &l2_names, spec.l2_validators, spec.l2_full_nodes, l2_base, &spec.l2_timing),
+            (Layer::L2, &l2_names, spec.l2_validators, spec.l2_full_nodes, l2_base, &l2_timing),
         ] {
             let chain_id = if layer == Layer::L1 { L1_CHAIN_ID } else { L2_CHAIN_ID };
             let ids: Vec<&str> = names.iter().map(String::as_str).collect();

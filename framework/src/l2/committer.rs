@@ -29,6 +29,7 @@ use crate::{
     chain::{BoxFuture, SubmitError},
     crypto::SigningKey,
     local_chain::LocalChain,
+    network::ChainStatus,
     origin::{Origin, WriteError},
     registry::{Actor, Role, RouteKind},
 };
@@ -65,7 +66,7 @@ pub trait L1Client: Send + Sync + 'static {
 
     /// L1's chain as one of its nodes reports it (the `chain` of its `GET /v1/network`), asked
     /// with the caller's bearer token.
-    fn chain_status<'a>(&'a self, _bearer: &'a str) -> BoxFuture<'a, Result<Value, L1Error>> {
+    fn chain_status<'a>(&'a self, _bearer: &'a str) -> BoxFuture<'a, Result<ChainStatus, L1Error>> {
         Box::pin(std::future::ready(Err(L1Error::Unavailable("this L1 reports no status".into()))))
     }
 }
@@ -88,13 +89,14 @@ impl L1Client for LocalL1 {
         })
     }
 
-    fn chain_status<'a>(&'a self, _bearer: &'a str) -> BoxFuture<'a, Result<Value, L1Error>> {
+    fn chain_status<'a>(&'a self, _bearer: &'a str) -> BoxFuture<'a, Result<ChainStatus, L1Error>> {
         use crate::chain::Chain;
-        let height = self.0.snapshot().and_then(|snapshot| snapshot.last_block()).map(|block| block.height);
-        let status = height
-            .map(|height| serde_json::to_value(crate::network::ChainStatus::local(self.0.chain_id(), height)))
-            .map_err(|e| L1Error::Unavailable(e.to_string()))
-            .and_then(|value| value.map_err(|e| L1Error::Unavailable(e.to_string())));
+        let status = self
+            .0
+            .snapshot()
+            .and_then(|snapshot| snapshot.last_block())
+            .map(|block| ChainStatus::local(self.0.chain_id(), block.height))
+            .map_err(|e| L1Error::Unavailable(e.to_string()));
         Box::pin(std::future::ready(status))
     }
 }
@@ -127,7 +129,7 @@ pub struct Committer {
     retries: Mutex<BTreeMap<String, Retries>>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Retries {
     attempts: u32,
     last_error: String,
@@ -216,10 +218,9 @@ impl Committer {
         };
         let mut retries = lock(&self.retries);
         match failure {
-            Some(reason) => {
-                let entry = retries.entry(session_id.to_owned()).or_default();
-                entry.attempts += 1;
-                entry.last_error = reason;
+            Some(last_error) => {
+                let attempts = retries.get(session_id).map_or(0, |r| r.attempts) + 1;
+                retries.insert(session_id.to_owned(), Retries { attempts, last_error });
             }
             None => {
                 retries.remove(session_id);
@@ -231,18 +232,16 @@ impl Committer {
     /// Every session left committing in this node's state, with this node's attempts at it.
     pub fn committing(&self) -> Result<Vec<CommittingSession>, WriteError> {
         let pending = app::pending_commits(&self.origin.chain().snapshot()?)?;
-        let busy = lock(&self.busy).clone();
-        let mut retries = lock(&self.retries);
-        // Sessions another node finished are forgotten here.
-        retries.retain(|session_id, _| pending.contains(session_id));
+        let busy = lock(&self.busy);
+        let retries = lock(&self.retries);
         Ok(pending
             .into_iter()
             .map(|session_id| {
-                let tried = retries.get(&session_id).cloned().unwrap_or_default();
+                let tried = retries.get(&session_id);
                 CommittingSession {
                     driving: busy.contains(&session_id),
-                    failed_attempts: tried.attempts,
-                    last_error: (tried.attempts > 0).then_some(tried.last_error),
+                    failed_attempts: tried.map_or(0, |r| r.attempts),
+                    last_error: tried.map(|r| r.last_error.clone()),
                     session_id,
                 }
             })
@@ -359,6 +358,8 @@ impl Committer {
         let now = Instant::now();
         let mut seen = lock(&self.seen_pending);
         seen.retain(|session_id, _| pending.contains(session_id));
+        // Sessions another node finished leave this node's attempt counts too.
+        lock(&self.retries).retain(|session_id, _| pending.contains(session_id));
         let mut started = 0;
         for session_id in pending {
             if lock(&self.busy).contains(&session_id) {

@@ -17,6 +17,7 @@ use crate::{
     chain::BoxFuture,
     http_client::JsonClient,
     metrics::Metrics,
+    network::ChainStatus,
     proof::{self, Check, SessionProof, TrustedL1, Verified},
 };
 
@@ -201,12 +202,15 @@ impl HttpL1Client {
     }
 
     /// L1's chain as the first node that answers reports it.
-    async fn chain(&self, bearer: &str) -> Result<Value, L1Error> {
+    async fn chain(&self, bearer: &str) -> Result<ChainStatus, L1Error> {
         let mut failures = Vec::new();
         for base in &self.urls {
             let url = format!("{base}/v1/network");
             match self.client.get(&url, Some(bearer)).await {
-                Ok(reply) if reply.status == 200 => return Ok(reply.body["data"]["chain"].clone()),
+                Ok(reply) if reply.status == 200 => match serde_json::from_value(reply.body["data"]["chain"].clone()) {
+                    Ok(status) => return Ok(status),
+                    Err(err) => failures.push(format!("{url}: not a chain status: {err}")),
+                },
                 Ok(reply) => failures.push(format!("{url}: HTTP {}: {}", reply.status, reply.body["error"]["message"])),
                 Err(err) => failures.push(err.to_string()),
             }
@@ -228,7 +232,7 @@ impl L1Client for HttpL1Client {
         Box::pin(self.proof(session_id, bearer))
     }
 
-    fn chain_status<'a>(&'a self, bearer: &'a str) -> BoxFuture<'a, Result<Value, L1Error>> {
+    fn chain_status<'a>(&'a self, bearer: &'a str) -> BoxFuture<'a, Result<ChainStatus, L1Error>> {
         Box::pin(self.chain(bearer))
     }
 }

@@ -44,20 +44,23 @@ pub async fn run_proofs(env: &BenchEnv, options: &ProofOptions) -> Result<PathBu
         let (mut bytes, mut verify_us) = (Vec::new(), Vec::new());
         // What each session costs L1 in transaction bytes (its bundle), from the proof's `tx`.
         let (mut supplier_tx, mut warehouse_tx) = (Vec::new(), Vec::new());
+        let proof_of = |session_id: String| {
+            let (l1, genesis) = (&l1.api_url, &genesis);
+            async move {
+                let source = verify::ProofSource::Node { l1, token: "demo-auditor" };
+                let (proof, _) = verify::verify(source, genesis, &session_id)
+                    .await
+                    .map_err(|e| BenchError::Invalid(e.to_string()))?;
+                Ok::<_, BenchError>(proof)
+            }
+        };
         for i in 0..options.sessions {
             let package = format!("PKG-PROOF-{size}-{i}");
             let run = client.supplier_session("demo-sup-1", "sup-1", &package).await?;
-            let source = verify::ProofSource::Node { l1: &l1.api_url, token: "demo-auditor" };
-            let (proof, _) = verify::verify(source, &genesis, &run.session_id)
-                .await
-                .map_err(|e| BenchError::Invalid(e.to_string()))?;
+            let proof = proof_of(run.session_id.clone()).await?;
             supplier_tx.push(tx_bytes(&proof.tx));
             let warehouse = client.warehouse_session("demo-op-1", "sup-1", &package).await?;
-            let source = verify::ProofSource::Node { l1: &l1.api_url, token: "demo-auditor" };
-            let (warehouse_proof, _) = verify::verify(source, &genesis, &warehouse.session_id)
-                .await
-                .map_err(|e| BenchError::Invalid(e.to_string()))?;
-            warehouse_tx.push(tx_bytes(&warehouse_proof.tx));
+            warehouse_tx.push(tx_bytes(&proof_of(warehouse.session_id).await?.tx));
             bytes.push(serde_json::to_vec(&proof).map(|b| b.len() as f64).unwrap_or(0.0));
             for _ in 0..options.repeats {
                 let started = std::time::Instant::now();

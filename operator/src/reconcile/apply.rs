@@ -129,9 +129,11 @@ async fn reconcile_claim_owner(
     let api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace);
     let name = claim.name_any();
     let mut claim = claim.clone();
-    for attempt in 1..=ATTEMPTS {
+    let mut attempts = 1;
+    loop {
         match patch_claim_owners(&api, &claim, claims_owner).await {
-            Err(kube::Error::Api(status)) if status.code == 409 && attempt < ATTEMPTS => {
+            Err(kube::Error::Api(status)) if status.code == 409 && attempts < ATTEMPTS => {
+                attempts += 1;
                 match api.get_opt(&name).await.map_err(error("reading", "PersistentVolumeClaim", &name))? {
                     Some(fresh) => claim = fresh,
                     None => return Ok(()),
@@ -140,7 +142,6 @@ async fn reconcile_claim_owner(
             result => return result.map_err(error("setting owner references of", "PersistentVolumeClaim", &name)),
         }
     }
-    Ok(())
 }
 
 async fn patch_claim_owners(
