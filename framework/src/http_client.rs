@@ -38,6 +38,8 @@ pub struct JsonReply {
     pub status: u16,
     pub body: Value,
     pub elapsed: Duration,
+    /// The `Retry-After` header in seconds, when the server sent one.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -73,15 +75,26 @@ impl JsonClient {
     }
 
     pub async fn get(&self, url: &str, bearer: Option<&str>) -> Result<JsonReply, HttpClientError> {
-        self.send(Method::GET, url, bearer, None).await
+        self.send(Method::GET, url, bearer, &[], None).await
     }
 
     pub async fn post(&self, url: &str, bearer: Option<&str>, body: &Value) -> Result<JsonReply, HttpClientError> {
-        self.send(Method::POST, url, bearer, Some(body)).await
+        self.send(Method::POST, url, bearer, &[], Some(body)).await
+    }
+
+    /// A POST with extra headers (e.g. `Idempotency-Key`).
+    pub async fn post_with_headers(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Result<JsonReply, HttpClientError> {
+        self.send(Method::POST, url, bearer, headers, Some(body)).await
     }
 
     pub async fn delete(&self, url: &str, bearer: Option<&str>) -> Result<JsonReply, HttpClientError> {
-        self.send(Method::DELETE, url, bearer, None).await
+        self.send(Method::DELETE, url, bearer, &[], None).await
     }
 
     async fn send(
@@ -89,6 +102,7 @@ impl JsonClient {
         method: Method,
         url: &str,
         bearer: Option<&str>,
+        headers: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<JsonReply, HttpClientError> {
         let started = std::time::Instant::now();
@@ -99,6 +113,9 @@ impl JsonClient {
         let mut builder = Request::builder().method(method).uri(uri);
         if let Some(token) = bearer {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
         }
         let payload = match body {
             Some(body) => {
@@ -117,15 +134,20 @@ impl JsonClient {
                 .await
                 .map_err(|e| HttpClientError::Transport { url: url.to_owned(), reason: error_chain(&e) })?;
             let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse::<u64>().ok());
             let bytes = response
                 .into_body()
                 .collect()
                 .await
                 .map_err(|e| HttpClientError::Transport { url: url.to_owned(), reason: e.to_string() })?
                 .to_bytes();
-            Ok::<_, HttpClientError>((status, bytes))
+            Ok::<_, HttpClientError>((status, retry_after, bytes))
         };
-        let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
+        let (status, retry_after, bytes) = tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| HttpClientError::Timeout { url: url.to_owned(), timeout: self.timeout })??;
         let body = if bytes.is_empty() {
@@ -137,7 +159,7 @@ impl JsonClient {
                 body: String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned(),
             })?
         };
-        Ok(JsonReply { status, body, elapsed: started.elapsed() })
+        Ok(JsonReply { status, body, elapsed: started.elapsed(), retry_after })
     }
 }
 

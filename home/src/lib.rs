@@ -40,7 +40,9 @@ pub use config::{format_go_duration, gossip_sleep_for, parse_go_duration, LogFor
 pub use genesis::{genesis_hash, ConsensusParams, GenesisSpec, GenesisValidator};
 pub use home::{write_home, HomeFile, HomeFiles};
 pub use keys::{initial_priv_validator_state_json, NodeKey, PublicKey, ValidatorKey, SEED_LEN};
-pub use network::{local_network, LocalNetworkSpec, NodeHome, NodeKeys, NodePorts, PORT_STRIDE};
+pub use network::{
+    local_network, local_network_on_hosts, LocalNetworkSpec, NodeHome, NodeKeys, NodePorts, PORT_STRIDE,
+};
 
 use std::path::PathBuf;
 

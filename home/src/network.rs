@@ -114,22 +114,38 @@ pub struct NodeHome {
     pub is_validator: bool,
     pub node_id: String,
     pub ports: NodePorts,
+    /// The address it listens on and its peers dial.
+    pub host: String,
     /// The config its `config.toml` was rendered from.
     pub config: NodeConfig,
     pub files: HomeFiles,
 }
 
 impl NodeHome {
-    /// `http://127.0.0.1:<rpc>`, the base of CometBFT's RPC for clients.
+    /// `http://<host>:<rpc>`, the base of CometBFT's RPC for clients.
     pub fn rpc_url(&self) -> String {
-        format!("http://{LOCAL_HOST}:{}", self.ports.rpc)
+        format!("http://{}:{}", self.host, self.ports.rpc)
     }
 }
 
 /// Lays out every node of a local network. `proxy_app(index)` gives the ABCI
 /// address of node `index`, e.g. `unix:///tmp/devnet/l1/node0/abci.sock`.
 pub fn local_network(spec: &LocalNetworkSpec, proxy_app: impl Fn(usize) -> String) -> Result<Vec<NodeHome>, HomeError> {
+    local_network_on_hosts(spec, &[], proxy_app)
+}
+
+/// [`local_network`] with node `i` on `hosts[i]` (each in its own network namespace, say)
+/// instead of all on 127.0.0.1; no hosts means 127.0.0.1 for every node.
+pub fn local_network_on_hosts(
+    spec: &LocalNetworkSpec,
+    hosts: &[String],
+    proxy_app: impl Fn(usize) -> String,
+) -> Result<Vec<NodeHome>, HomeError> {
     let node_count = spec.validators + spec.full_nodes;
+    if !hosts.is_empty() && hosts.len() != node_count {
+        return Err(HomeError::InvalidNetwork(format!("{} hosts given for {node_count} nodes", hosts.len())));
+    }
+    let host = |index: usize| hosts.get(index).map_or(LOCAL_HOST, String::as_str).to_owned();
     if spec.validators == 0 {
         return Err(HomeError::InvalidNetwork("at least one validator is required".to_owned()));
     }
@@ -168,17 +184,19 @@ pub fn local_network(spec: &LocalNetworkSpec, proxy_app: impl Fn(usize) -> Strin
         .keys
         .iter()
         .zip(&ports)
-        .map(|(keys, ports)| Peer { node_id: keys.node.node_id(), host: LOCAL_HOST.to_owned(), port: ports.p2p })
+        .enumerate()
+        .map(|(index, (keys, ports))| Peer { node_id: keys.node.node_id(), host: host(index), port: ports.p2p })
         .collect();
 
     (0..node_count)
         .map(|index| {
             let node_ports = ports[index];
             let mut config = NodeConfig::new(monikers[index].clone(), proxy_app(index), spec.timing.clone());
-            config.p2p_laddr = format!("tcp://{LOCAL_HOST}:{}", node_ports.p2p);
-            config.rpc_laddr = format!("tcp://{LOCAL_HOST}:{}", node_ports.rpc);
+            let node_host = host(index);
+            config.p2p_laddr = format!("tcp://{node_host}:{}", node_ports.p2p);
+            config.rpc_laddr = format!("tcp://{node_host}:{}", node_ports.rpc);
             config.prometheus = spec.prometheus;
-            config.prometheus_laddr = format!("{LOCAL_HOST}:{}", node_ports.prometheus);
+            config.prometheus_laddr = format!("{node_host}:{}", node_ports.prometheus);
             config.log_level = spec.log_level.clone();
             config.persistent_peers = all_peers
                 .iter()
@@ -194,6 +212,7 @@ pub fn local_network(spec: &LocalNetworkSpec, proxy_app: impl Fn(usize) -> Strin
                 is_validator: index < spec.validators,
                 node_id: keys.node.node_id(),
                 ports: node_ports,
+                host: node_host,
                 config,
                 files,
             })

@@ -14,7 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bftws_home::{local_network, write_home, LocalNetworkSpec, NodeKeys, NodePorts, Timing};
+use crate::netns::{NetnsError, NetnsNetwork};
+use bftws_home::{local_network_on_hosts, write_home, LocalNetworkSpec, NodeKeys, NodePorts, Timing};
 
 use bftws_framework::{
     config::{L2Settings, NodeConfig},
@@ -42,6 +43,8 @@ pub enum DevnetError {
     Home(#[from] bftws_home::HomeError),
     #[error("devnet: {0}")]
     NotReady(String),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DevnetError + '_ {
@@ -70,6 +73,9 @@ pub struct DevnetSpec {
     pub timing_overrides: Vec<(Layer, String, String)>,
     /// The service every node runs (one of [`crate::services::NAMES`]).
     pub service: String,
+    /// Run every node in its own network namespace, named after this prefix (root only; see
+    /// [`crate::netns`]); `None`: every node on 127.0.0.1.
+    pub netns_prefix: Option<String>,
 }
 
 impl DevnetSpec {
@@ -86,6 +92,7 @@ impl DevnetSpec {
             fault: None,
             timing_overrides: Vec::new(),
             service: crate::services::DEFAULT.to_owned(),
+            netns_prefix: None,
         }
     }
 }
@@ -118,6 +125,14 @@ impl DevnetSpec {
         }
         Ok(timing)
     }
+}
+
+/// One of a node's two processes, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeProcess {
+    App,
+    Cometbft,
+    Both,
 }
 
 /// One node: its files, its endpoints and its two processes.
@@ -156,6 +171,8 @@ impl DevnetNode {
 pub struct Devnet {
     spec: DevnetSpec,
     nodes: Vec<DevnetNode>,
+    /// Dropped after the processes stop (field order), so no node outlives its namespace.
+    netns: Option<NetnsNetwork>,
 }
 
 impl Devnet {
@@ -189,10 +206,23 @@ impl Devnet {
         let l1_names: Vec<String> = (0..l1_count).map(|i| name(Layer::L1, i)).collect();
         let l2_names: Vec<String> = (0..l2_count).map(|i| name(Layer::L2, i)).collect();
         let l2_base = spec.base_port + L2_PORT_OFFSET;
+        let netns = match &spec.netns_prefix {
+            Some(prefix) => {
+                let all: Vec<String> = l1_names.iter().chain(&l2_names).cloned().collect();
+                Some(NetnsNetwork::create(prefix, &all)?)
+            }
+            None => None,
+        };
+        let host_of = |name: &str| -> Result<String, DevnetError> {
+            Ok(match &netns {
+                Some(netns) => netns.address(name)?.to_owned(),
+                None => "127.0.0.1".to_owned(),
+            })
+        };
         let api_port = |base: u16, i: usize| NodePorts::slot(base, i, API_PORT_SLOT);
         let l1_api: Vec<String> = (0..l1_count)
-            .map(|i| api_port(spec.base_port, i).map(|p| format!("http://127.0.0.1:{p}")))
-            .collect::<Result<_, _>>()?;
+            .map(|i| Ok(format!("http://{}:{}", host_of(&l1_names[i])?, api_port(spec.base_port, i)?)))
+            .collect::<Result<_, DevnetError>>()?;
 
         let (l1_timing, l2_timing) = (spec.timing(Layer::L1)?, spec.timing(Layer::L2)?);
         let mut nodes = Vec::new();
@@ -217,7 +247,14 @@ impl Devnet {
                 log_level: spec.log_level.clone(),
                 prometheus: true,
             };
-            let homes = local_network(&network, |i| format!("unix://{}", node_dir(i).join("abci.sock").display()))?;
+            let hosts = if netns.is_some() {
+                names.iter().map(|name| host_of(name)).collect::<Result<Vec<_>, _>>()?
+            } else {
+                Vec::new()
+            };
+            let homes = local_network_on_hosts(&network, &hosts, |i| {
+                format!("unix://{}", node_dir(i).join("abci.sock").display())
+            })?;
             for home in homes {
                 let dir = node_dir(home.index);
                 write_home(&dir.join("cometbft"), &home.files)?;
@@ -234,7 +271,10 @@ impl Devnet {
                     data_dir: dir.join("app"),
                     abci_socket: dir.join("abci.sock"),
                     cometbft_rpc: home.rpc_url(),
-                    http_listen: ([127, 0, 0, 1], api).into(),
+                    http_listen: std::net::SocketAddr::new(
+                        home.host.parse().map_err(|_| DevnetError::Setup(format!("bad host {}", home.host)))?,
+                        api,
+                    ),
                     node_key_file: key_file,
                     tokens_file: tokens.clone(),
                     write_timeout_ms: 10_000,
@@ -253,14 +293,14 @@ impl Devnet {
                     layer,
                     is_validator: home.is_validator,
                     dir,
-                    api_url: format!("http://127.0.0.1:{api}"),
+                    api_url: format!("http://{}:{api}", home.host),
                     rpc_url: home.rpc_url(),
                     app: None,
                     cometbft: None,
                 });
             }
         }
-        Ok(Self { spec, nodes })
+        Ok(Self { spec, nodes, netns })
     }
 
     pub fn dir(&self) -> &Path {
@@ -286,16 +326,25 @@ impl Devnet {
     }
 
     /// Starts the named nodes (application first, then CometBFT once the socket exists) and
-    /// waits until each is ready.
+    /// waits until each is ready. A node whose application still runs gets only its CometBFT.
     pub async fn start(&mut self, names: &[String], timeout: Duration) -> Result<(), DevnetError> {
         let deadline = Instant::now() + timeout;
         let binary = self.spec.node_binary.clone();
         let rust_log = "warn,bftws_node=info";
         for name in names {
             let node = self.node_mut(name)?;
+            if node.app.is_some() {
+                continue;
+            }
+            // CometBFT cannot outlive its application's socket: it stops on a lost connection.
+            if let Some(child) = node.cometbft.take() {
+                kill(child);
+            }
             let _ = fs::remove_file(node.socket());
             let log = log_file(&node.dir.join("app.log"))?;
-            let child = Command::new(&binary)
+            let mut command = self.command(name, &binary)?;
+            let node = self.node_mut(name)?;
+            let child = command
                 .arg("run")
                 .arg("--config")
                 .arg(node.dir.join("node.json"))
@@ -308,6 +357,9 @@ impl Devnet {
             node.app = Some(child);
         }
         for name in names {
+            if self.node_mut(name)?.cometbft.is_some() {
+                continue;
+            }
             let socket = self.node_mut(name)?.socket();
             while !socket.exists() {
                 self.check_alive(name)?;
@@ -320,9 +372,10 @@ impl Devnet {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let cometbft = self.spec.cometbft.clone();
+            let mut command = self.command(name, &cometbft)?;
             let node = self.node_mut(name)?;
             let log = log_file(&node.dir.join("cometbft.log"))?;
-            let child = Command::new(&cometbft)
+            let child = command
                 .arg("start")
                 .arg("--home")
                 .arg(node.dir.join("cometbft"))
@@ -355,11 +408,59 @@ impl Devnet {
 
     /// Kills a node's two processes at once (SIGKILL): a crash.
     pub fn kill(&mut self, name: &str) -> Result<(), DevnetError> {
+        self.kill_process(name, NodeProcess::Both)
+    }
+
+    /// Kills one or both of a node's processes (SIGKILL); [`Devnet::start`] restarts what is
+    /// missing.
+    pub fn kill_process(&mut self, name: &str, which: NodeProcess) -> Result<(), DevnetError> {
         let node = self.node_mut(name)?;
-        for child in [node.cometbft.take(), node.app.take()].into_iter().flatten() {
-            kill(child);
+        if which != NodeProcess::App {
+            if let Some(child) = node.cometbft.take() {
+                kill(child);
+            }
+        }
+        if which != NodeProcess::Cometbft {
+            if let Some(child) = node.app.take() {
+                kill(child);
+            }
         }
         Ok(())
+    }
+
+    /// Sends `signal` (a `kill` signal name such as `STOP` or `CONT`) to the node's running
+    /// processes: a paused node, or one that resumes.
+    pub fn signal(&mut self, name: &str, signal: &str) -> Result<(), DevnetError> {
+        let node = self.node_mut(name)?;
+        for child in [&node.app, &node.cometbft].into_iter().flatten() {
+            let status = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(child.id().to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map_err(|e| DevnetError::Setup(format!("kill -{signal}: {e}")))?;
+            if !status.success() {
+                return Err(DevnetError::Setup(format!("kill -{signal} {} ({name}) failed", child.id())));
+            }
+        }
+        Ok(())
+    }
+
+    /// The node's processes that have exited on their own since they were started, with their
+    /// exit status (they are then forgotten, so [`Devnet::start`] restarts them).
+    pub fn reap_exited(&mut self, name: &str) -> Result<Vec<(NodeProcess, String)>, DevnetError> {
+        let node = self.node_mut(name)?;
+        let mut exited = Vec::new();
+        for (which, slot) in [(NodeProcess::App, &mut node.app), (NodeProcess::Cometbft, &mut node.cometbft)] {
+            if let Some(child) = slot {
+                if let Ok(Some(status)) = child.try_wait() {
+                    exited.push((which, status.to_string()));
+                    *slot = None;
+                }
+            }
+        }
+        Ok(exited)
     }
 
     /// Stops every process: SIGTERM, then SIGKILL for any still running after a grace period.
@@ -381,6 +482,19 @@ impl Devnet {
         for child in children {
             kill(child);
         }
+    }
+
+    /// The network namespaces, when the nodes run in their own.
+    pub fn netns(&mut self) -> Option<&mut NetnsNetwork> {
+        self.netns.as_mut()
+    }
+
+    /// A command running `program` where `name` runs (its namespace, if any).
+    fn command(&self, name: &str, program: &Path) -> Result<Command, DevnetError> {
+        Ok(match &self.netns {
+            Some(netns) => netns.command(name, program)?,
+            None => Command::new(program),
+        })
     }
 
     fn node_mut(&mut self, name: &str) -> Result<&mut DevnetNode, DevnetError> {

@@ -2,9 +2,11 @@
 //! tools (local devnet, benchmark, workflow client, the in-process network, pod files).
 
 pub mod bench;
+pub mod chaos;
 pub mod cluster_files;
 pub mod devnet;
 pub mod local_network;
+pub mod netns;
 pub mod pod_init;
 pub mod verify;
 pub mod workflow;

@@ -10,6 +10,7 @@ use bftws_node::{
         run_concurrent, run_flood, run_idle, run_proofs, run_sequential, write_report, BenchEnv, ConcurrentOptions,
         FloodOptions, IdleOptions, NetworkSize, ProofOptions, SequentialMode, SequentialOptions, Workload,
     },
+    chaos,
     cluster_files::ClusterShape,
     devnet::{Devnet, DevnetSpec},
     local_network, services, verify,
@@ -135,6 +136,38 @@ enum Command {
         /// Also write the fetched proof here (JSON), for checking again later.
         #[arg(long)]
         save: Option<PathBuf>,
+    },
+    /// A fault campaign: a devnet, concurrent clients running full sessions, a seeded schedule
+    /// of faults (crashes, pauses, partitions, delay and loss), then a checker that fails on
+    /// anything acknowledged lost, applied twice, or L1 and L2 disagreeing (docs/reliability.md).
+    /// Writes history.jsonl, verdict.json and report.md; exits non-zero on a violation.
+    Chaos {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Seconds of faults (clients start sessions during this time only).
+        #[arg(long, default_value_t = 120)]
+        seconds: u64,
+        #[arg(long, default_value_t = 6)]
+        workers: usize,
+        #[arg(long, default_value_t = 4)]
+        l1: usize,
+        #[arg(long, default_value_t = 4)]
+        l2: usize,
+        /// Fault kinds, comma-separated (default: every kind the mode allows).
+        #[arg(long, value_delimiter = ',')]
+        faults: Vec<chaos::schedule::FaultKind>,
+        /// Each node in its own network namespace (root): enables the network faults.
+        #[arg(long)]
+        netns: bool,
+        #[arg(long, default_value = ".chaos")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 28600)]
+        base_port: u16,
+        #[arg(long, env = "BFTWS_COMETBFT")]
+        cometbft: Option<PathBuf>,
+        /// Where the history, verdict and report go.
+        #[arg(long, default_value = ".chaos/results")]
+        out: PathBuf,
     },
     /// Write what the operator would mount into each pod of an L1 + L2 deployment (layer
     /// manifests, genesis, keys, DEMO tokens and commit key) to run the node image without
@@ -344,6 +377,43 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             bftws_node::cluster_files::write(shape, &out)?;
             println!("wrote the mounts of {l1} L1 and {l2} L2 nodes to {}", out.display());
             Ok(())
+        }
+        Command::Chaos { seed, seconds, workers, l1, l2, faults, netns, dir, base_port, cometbft, out } => {
+            let kinds = if faults.is_empty() {
+                chaos::schedule::FaultKind::ALL.into_iter().filter(|k| netns || !k.needs_netns()).collect()
+            } else {
+                faults
+            };
+            let options = chaos::ChaosOptions {
+                seed,
+                phase: Duration::from_secs(seconds),
+                workers,
+                l1_validators: l1,
+                l2_validators: l2,
+                kinds,
+                netns,
+                dir,
+                base_port,
+                node_binary: std::env::current_exe()?,
+                cometbft: match cometbft {
+                    Some(path) => path,
+                    None => default_cometbft()?,
+                },
+                out,
+            };
+            let result = chaos::run(options)?;
+            println!("{}", result.report);
+            println!("history, verdict and report in {}", result.out.display());
+            if result.verdict.passed() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} violations (see {}/verdict.json)",
+                    result.verdict.violations.len(),
+                    result.out.display()
+                )
+                .into())
+            }
         }
         Command::Dev { listen, data_dir } => {
             if let Some(dir) = &data_dir {

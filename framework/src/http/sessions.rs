@@ -389,6 +389,7 @@ fn session_json(
     if let Some(fields) = data.as_object_mut() {
         fields.insert("owner".into(), json!(log.owner));
         fields.insert("status".into(), json!(log.phase));
+        fields.insert("ops".into(), json!(log.ops));
         fields.insert("receipt".into(), json!(log.receipt));
         fields.insert("rejection".into(), json!(log.rejection));
     }

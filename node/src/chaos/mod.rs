@@ -1,0 +1,329 @@
+//! The fault campaign: a devnet (each node in its own network namespace when network faults
+//! are wanted), concurrent clients running full sessions on both layers, a seeded schedule of
+//! faults, and a checker that decides pass or fail from what the clients were told and what
+//! every node holds at the end. See docs/reliability.md.
+
+pub mod checker;
+mod client;
+pub mod history;
+mod report;
+pub mod schedule;
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use self::{
+    checker::{check, L1Entry, L2Session, Observation, Observed, Receipt, Verdict},
+    client::{ClientPlan, Recorder},
+    schedule::{FaultKind, ScheduledFault, Targets},
+};
+use crate::devnet::{Devnet, DevnetError, DevnetSpec, NodeProcess};
+use bftws_framework::{http_client::JsonClient, registry::Layer};
+
+use report::FaultWindow;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChaosError {
+    #[error("chaos: {0}")]
+    Setup(String),
+    #[error(transparent)]
+    Devnet(#[from] DevnetError),
+    #[error("chaos: I/O on {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ChaosOptions {
+    pub seed: u64,
+    /// How long faults are injected; clients start sessions during this phase only.
+    pub phase: Duration,
+    pub workers: usize,
+    pub l1_validators: usize,
+    pub l2_validators: usize,
+    pub kinds: Vec<FaultKind>,
+    /// Each node in its own network namespace (root); needed by the network faults.
+    pub netns: bool,
+    pub dir: PathBuf,
+    pub base_port: u16,
+    pub node_binary: PathBuf,
+    pub cometbft: PathBuf,
+    /// Where the history, the verdict and the report go.
+    pub out: PathBuf,
+}
+
+/// What the campaign found.
+#[derive(Debug)]
+pub struct CampaignResult {
+    pub verdict: Verdict,
+    pub report: String,
+    pub out: PathBuf,
+}
+
+/// How long clients keep retrying once no session starts any more, and how long the checker
+/// waits for lagging nodes to converge.
+const DRAIN: Duration = Duration::from_secs(60);
+const SETTLE: Duration = Duration::from_secs(60);
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// A degraded link: 10 % of what reaches the node lost, and a 1 Mbit/s bottleneck holding up
+/// to 300 ms of backlog.
+const DEGRADE_LOSS_PERCENT: u32 = 10;
+const DEGRADE_RATE_KBIT: u32 = 1000;
+const DEGRADE_QUEUE_MS: u32 = 300;
+
+/// Runs a whole campaign. Blocking: it runs its own async runtime on a thread of its own
+/// (inside the hub namespace when nodes have theirs).
+pub fn run(options: ChaosOptions) -> Result<CampaignResult, ChaosError> {
+    if let Some(kind) = options.kinds.iter().find(|k| k.needs_netns() && !options.netns) {
+        return Err(ChaosError::Setup(format!("fault {kind} needs --netns (each node in its own network namespace)")));
+    }
+    if options.l1_validators < 4 || options.l2_validators < 1 || options.workers == 0 {
+        return Err(ChaosError::Setup(
+            "a campaign needs at least 4 L1 validators (one fault at a time of 3f+1), 1 L2 validator and 1 worker"
+                .into(),
+        ));
+    }
+    std::fs::create_dir_all(&options.out).map_err(io(&options.out))?;
+    let mut spec = DevnetSpec::new(options.dir.clone(), options.node_binary.clone(), options.cometbft.clone());
+    spec.l1_validators = options.l1_validators;
+    spec.l2_validators = options.l2_validators;
+    spec.base_port = options.base_port;
+    spec.netns_prefix = options.netns.then(|| "bftws-chaos".to_owned());
+    let devnet = Devnet::create(spec)?;
+    let campaign = std::thread::spawn(move || -> Result<CampaignResult, ChaosError> {
+        let mut devnet = devnet;
+        if let Some(netns) = devnet.netns() {
+            netns.enter_hub().map_err(DevnetError::from)?;
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| ChaosError::Setup(format!("async runtime: {e}")))?;
+        let result = runtime.block_on(campaign(&mut devnet, &options));
+        devnet.stop_all();
+        result
+    });
+    campaign.join().map_err(|_| ChaosError::Setup("the campaign thread panicked".into()))?
+}
+
+async fn campaign(devnet: &mut Devnet, options: &ChaosOptions) -> Result<CampaignResult, ChaosError> {
+    devnet.start_all(START_TIMEOUT).await?;
+    let names = |layer| devnet.layer(layer).map(|n| n.name.clone()).collect::<Vec<_>>();
+    let targets = Targets { l1: names(Layer::L1), l2: names(Layer::L2) };
+    let schedule = schedule::generate(options.seed, options.phase, &options.kinds, &targets);
+    eprintln!("[chaos] seed {}: {} faults over {:?}", options.seed, schedule.len(), options.phase);
+
+    let recorder = Recorder::new();
+    let started = Instant::now();
+    let plan = ClientPlan {
+        apis: devnet.layer(Layer::L2).map(|n| (n.name.clone(), n.api_url.clone())).collect(),
+        seed: options.seed,
+        stop_starting: started + options.phase,
+        give_up: started + options.phase + DRAIN,
+    };
+    let workers: Vec<_> =
+        (0..options.workers).map(|id| tokio::spawn(client::run_worker(id, plan.clone(), recorder.clone()))).collect();
+
+    let mut windows = Vec::new();
+    for fault in &schedule {
+        tokio::time::sleep_until((started + fault.at).into()).await;
+        restart_exited(devnet, &recorder).await?;
+        let label = fault.kind.as_str();
+        let from_ms = recorder.now_ms();
+        eprintln!("[chaos] {:>6} ms  {label} on {}", from_ms, fault.target);
+        recorder.set_fault(label);
+        apply(devnet, fault, &targets)?;
+        tokio::time::sleep(fault.lasts).await;
+        heal(devnet, fault).await?;
+        recorder.set_fault("none");
+        let healed_ms = recorder.now_ms();
+        windows.push(FaultWindow { kind: fault.kind, target: fault.target.clone(), from_ms, healed_ms });
+    }
+    tokio::time::sleep_until((started + options.phase).into()).await;
+    restart_exited(devnet, &recorder).await?;
+    devnet.start_all(START_TIMEOUT).await?;
+    let phase_end_ms = recorder.now_ms();
+    for worker in workers {
+        let _ = worker.await;
+    }
+
+    let events = recorder.events();
+    let session_ids: Vec<String> = {
+        let mut ids: Vec<String> = events.iter().filter_map(|e| e.session_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    // Lagging nodes catch up and pending commits finish: read until the verdict holds or
+    // SETTLE has passed.
+    let settle_until = Instant::now() + SETTLE;
+    let verdict = loop {
+        let observed = observe(devnet, &session_ids).await;
+        let verdict = check(&events, &observed);
+        if verdict.passed() || Instant::now() > settle_until {
+            break verdict;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    };
+
+    let out = &options.out;
+    let history = out.join("history.jsonl");
+    history::write_jsonl(&history, &events).map_err(io(&history))?;
+    let verdict_path = out.join("verdict.json");
+    let verdict_json = serde_json::json!({
+        "seed": options.seed,
+        "schedule": schedule,
+        "counts": verdict.counts,
+        "violations": verdict.violations,
+    });
+    std::fs::write(&verdict_path, serde_json::to_vec_pretty(&verdict_json).expect("verdict serializes"))
+        .map_err(io(&verdict_path))?;
+    let report = report::render(options, &events, &windows, phase_end_ms, &verdict);
+    let report_path = out.join("report.md");
+    std::fs::write(&report_path, &report).map_err(io(&report_path))?;
+    Ok(CampaignResult { verdict, report, out: out.clone() })
+}
+
+/// A node that died on its own (not by the schedule) is logged in the history's report and
+/// restarted, as an orchestrator would.
+async fn restart_exited(devnet: &mut Devnet, recorder: &Recorder) -> Result<(), ChaosError> {
+    let names: Vec<String> = devnet.nodes().iter().map(|n| n.name.clone()).collect();
+    let mut restart = Vec::new();
+    for name in names {
+        for (which, status) in devnet.reap_exited(&name)? {
+            eprintln!(
+                "[chaos] {:>6} ms  {name}: {which:?} exited on its own ({status}); restarting",
+                recorder.now_ms()
+            );
+            restart.push(name.clone());
+        }
+    }
+    restart.dedup();
+    if !restart.is_empty() {
+        devnet.start(&restart, START_TIMEOUT).await?;
+    }
+    Ok(())
+}
+
+fn apply(devnet: &mut Devnet, fault: &ScheduledFault, targets: &Targets) -> Result<(), ChaosError> {
+    let target = fault.target.clone();
+    let everyone: Vec<String> = targets.l1.iter().chain(&targets.l2).cloned().collect();
+    let others: Vec<String> = everyone.iter().filter(|n| **n != target).cloned().collect();
+    let netns = |devnet: &mut Devnet| {
+        devnet.netns().map(|_| ()).ok_or_else(|| ChaosError::Setup(format!("{} needs namespaces", fault.kind)))
+    };
+    match fault.kind {
+        FaultKind::KillApp => devnet.kill_process(&target, NodeProcess::App)?,
+        FaultKind::KillCometbft => devnet.kill_process(&target, NodeProcess::Cometbft)?,
+        FaultKind::KillNode => devnet.kill_process(&target, NodeProcess::Both)?,
+        FaultKind::Pause => devnet.signal(&target, "STOP")?,
+        FaultKind::IsolateL1 | FaultKind::IsolateL2 => {
+            netns(devnet)?;
+            devnet.netns().expect("checked").cut(&[target], &others).map_err(DevnetError::from)?;
+        }
+        FaultKind::SplitL1 => {
+            netns(devnet)?;
+            let n = targets.l1.len();
+            let first = targets.l1.iter().position(|name| *name == target).unwrap_or(0);
+            let half: Vec<String> = (0..n / 2).map(|k| targets.l1[(first + k) % n].clone()).collect();
+            let rest: Vec<String> = targets.l1.iter().filter(|name| !half.contains(name)).cloned().collect();
+            devnet.netns().expect("checked").cut(&half, &rest).map_err(DevnetError::from)?;
+        }
+        FaultKind::CutL2FromL1 => {
+            netns(devnet)?;
+            devnet.netns().expect("checked").cut(&targets.l2, &targets.l1).map_err(DevnetError::from)?;
+        }
+        FaultKind::Degrade => {
+            netns(devnet)?;
+            devnet
+                .netns()
+                .expect("checked")
+                .degrade(&target, DEGRADE_LOSS_PERCENT, DEGRADE_RATE_KBIT, DEGRADE_QUEUE_MS)
+                .map_err(DevnetError::from)?;
+        }
+    }
+    Ok(())
+}
+
+async fn heal(devnet: &mut Devnet, fault: &ScheduledFault) -> Result<(), ChaosError> {
+    match fault.kind {
+        FaultKind::KillApp | FaultKind::KillCometbft | FaultKind::KillNode => {
+            devnet.start(std::slice::from_ref(&fault.target), START_TIMEOUT).await?;
+        }
+        FaultKind::Pause => devnet.signal(&fault.target, "CONT")?,
+        FaultKind::IsolateL1 | FaultKind::IsolateL2 | FaultKind::SplitL1 | FaultKind::CutL2FromL1 => {
+            if let Some(netns) = devnet.netns() {
+                netns.heal_cuts().map_err(DevnetError::from)?;
+            }
+        }
+        FaultKind::Degrade => {
+            if let Some(netns) = devnet.netns() {
+                netns.restore(&fault.target).map_err(DevnetError::from)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads every session the history names from every node of both layers.
+async fn observe(devnet: &Devnet, session_ids: &[String]) -> Observed {
+    let client = JsonClient::new(Duration::from_secs(5));
+    let token = Some("demo-auditor");
+    let mut observed = Observed::default();
+    for id in session_ids {
+        let mut l2 = BTreeMap::new();
+        for node in devnet.layer(Layer::L2) {
+            let answer = client.get(&format!("{}/v1/sessions/{id}", node.api_url), token).await;
+            let observation: Observation<L2Session> = match answer {
+                Ok(reply) if reply.status == 200 => {
+                    let data = &reply.body["data"];
+                    Ok(Some(L2Session {
+                        status: data["status"].as_str().unwrap_or_default().to_owned(),
+                        ops: data["ops"].as_u64().unwrap_or_default(),
+                        receipt: non_null(&data["receipt"]).and_then(Receipt::from_json),
+                    }))
+                }
+                Ok(reply) if reply.status == 404 => Ok(None),
+                Ok(reply) => Err(format!("HTTP {}: {}", reply.status, reply.body)),
+                Err(err) => Err(err.to_string()),
+            };
+            l2.insert(node.name.clone(), observation);
+        }
+        observed.l2.insert(id.clone(), l2);
+        let mut l1 = BTreeMap::new();
+        for node in devnet.layer(Layer::L1) {
+            let answer = client.get(&format!("{}/v1/l1/sessions/{id}", node.api_url), token).await;
+            let observation: Observation<L1Entry> = match answer {
+                Ok(reply) if reply.status == 200 => {
+                    let data = &reply.body["data"];
+                    match Receipt::from_json(&data["receipt"]) {
+                        Some(receipt) => {
+                            Ok(Some(L1Entry { receipt, op_count: data["ledger"]["op_count"].as_u64().unwrap_or(0) }))
+                        }
+                        None => Err(format!("a ledger answer without a receipt: {data}")),
+                    }
+                }
+                Ok(reply) if reply.status == 404 => Ok(None),
+                Ok(reply) => Err(format!("HTTP {}: {}", reply.status, reply.body)),
+                Err(err) => Err(err.to_string()),
+            };
+            l1.insert(node.name.clone(), observation);
+        }
+        observed.l1.insert(id.clone(), l1);
+    }
+    observed
+}
+
+fn non_null(value: &Value) -> Option<&Value> {
+    (!value.is_null()).then_some(value)
+}
+
+fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ChaosError + '_ {
+    move |source| ChaosError::Io { path: path.display().to_string(), source }
+}
