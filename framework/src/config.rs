@@ -34,7 +34,7 @@ pub struct NodeConfig {
     /// L2 nodes: how to commit sessions to L1.
     #[serde(default)]
     pub l2: Option<L2Settings>,
-    /// Test-only fault injection (`propose-mismatch`); needs the `byzantine-test` build.
+    /// Test-only fault injection (`propose-mismatch`, `diverge-apply-from:HEIGHT`); needs the `byzantine-test` build.
     #[serde(default)]
     pub fault: Option<String>,
 }

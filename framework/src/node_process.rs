@@ -122,6 +122,12 @@ fn apply_fault(core: AbciCore, config: &NodeConfig, key: &crate::crypto::Signing
     match config.fault.as_deref() {
         None => Ok(core),
         Some("propose-mismatch") => Ok(core.with_fault(abci::FaultMode::ProposeMismatch, &config.node_id, key.clone())),
+        Some(mode) if mode.starts_with("diverge-apply-from:") => {
+            let from_height = mode["diverge-apply-from:".len()..]
+                .parse()
+                .map_err(|_| format!("fault mode '{mode}': diverge-apply-from:HEIGHT"))?;
+            Ok(core.with_fault(abci::FaultMode::DivergeApply { from_height }, &config.node_id, key.clone()))
+        }
         Some(other) => Err(format!("unknown fault mode '{other}'").into()),
     }
 }

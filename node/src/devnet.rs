@@ -328,6 +328,13 @@ impl Devnet {
     /// Starts the named nodes (application first, then CometBFT once the socket exists) and
     /// waits until each is ready. A node whose application still runs gets only its CometBFT.
     pub async fn start(&mut self, names: &[String], timeout: Duration) -> Result<(), DevnetError> {
+        self.launch(names, timeout).await?;
+        self.wait_ready(names, timeout).await
+    }
+
+    /// Starts the named nodes' missing processes without waiting for them to be ready (a node
+    /// that is expected to stop, say).
+    pub async fn launch(&mut self, names: &[String], timeout: Duration) -> Result<(), DevnetError> {
         let deadline = Instant::now() + timeout;
         let binary = self.spec.node_binary.clone();
         let rust_log = "warn,bftws_node=info";
@@ -386,6 +393,11 @@ impl Devnet {
                 .map_err(|e| DevnetError::Setup(format!("cannot start {}: {e}", cometbft.display())))?;
             node.cometbft = Some(child);
         }
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self, names: &[String], timeout: Duration) -> Result<(), DevnetError> {
+        let deadline = Instant::now() + timeout;
         let client = JsonClient::new(Duration::from_secs(2));
         for name in names {
             let url = format!("{}/readyz", self.node_mut(name)?.api_url);
@@ -482,6 +494,37 @@ impl Devnet {
         for child in children {
             kill(child);
         }
+    }
+
+    /// Sets (or clears) a stopped node's test-only fault mode (see `NodeConfig::fault`); it
+    /// applies from the node's next start.
+    pub fn set_fault(&mut self, name: &str, fault: Option<&str>) -> Result<(), DevnetError> {
+        let node = self.node_mut(name)?;
+        let path = node.dir.join("node.json");
+        let bytes = fs::read(&path).map_err(io(&path))?;
+        let mut config: NodeConfig =
+            serde_json::from_slice(&bytes).map_err(|e| DevnetError::Setup(format!("{}: {e}", path.display())))?;
+        config.fault = fault.map(str::to_owned);
+        write(&path, &serde_json::to_vec_pretty(&config).expect("config serializes"))
+    }
+
+    /// Wipes a stopped node's chain state (the application's store and CometBFT's blocks and
+    /// state) so it syncs again from its peers, keeping its keys and its last-signed state
+    /// (`priv_validator_state.json`), so it can never sign twice at a height it signed before.
+    pub fn reset_state(&mut self, name: &str) -> Result<(), DevnetError> {
+        let node = self.node_mut(name)?;
+        if node.is_running() {
+            return Err(DevnetError::Setup(format!("{name} must be stopped before its state is reset")));
+        }
+        let app = node.dir.join("app");
+        if app.exists() {
+            fs::remove_dir_all(&app).map_err(io(&app))?;
+        }
+        let data = node.dir.join("cometbft/data");
+        let signed = data.join("priv_validator_state.json");
+        let kept = fs::read(&signed).map_err(io(&signed))?;
+        fs::remove_dir_all(&data).map_err(io(&data))?;
+        write(&signed, &kept)
     }
 
     /// The network namespaces, when the nodes run in their own.

@@ -109,7 +109,8 @@ impl AbciCore {
             Some((proposed_height, txs, outcome)) if proposed_height == height && txs == block.txs => Some(outcome),
             _ => None,
         };
-        let outcome = validated.or(proposed).unwrap_or_else(|| self.execute(height, &block.txs));
+        let mut outcome = validated.or(proposed).unwrap_or_else(|| self.execute(height, &block.txs));
+        self.diverge(&mut outcome);
         let tx_results = outcome.txs.iter().map(exec_tx_result).collect();
         let app_hash = outcome.app_hash.to_vec().try_into().expect("any byte string is an app hash");
         self.finalized = Some(outcome);
@@ -174,6 +175,21 @@ impl AbciCore {
             txs.push(Bytes::from(forged));
         }
     }
+
+    #[cfg(feature = "byzantine-test")]
+    fn diverge(&self, outcome: &mut BlockOutcome) {
+        let FaultMode::DivergeApply { from_height } = self.fault else { return };
+        if outcome.height < from_height {
+            return;
+        }
+        let Some(tx) = outcome.txs.iter_mut().find(|tx| tx.code == TxCode::Ok) else { return };
+        tx.writes.put(format!("byzantine/{}", outcome.height).into_bytes(), b"diverged".to_vec());
+        outcome.app_hash = crate::crypto::sha256(&[outcome.app_hash.as_slice(), b"byzantine"].concat());
+        tracing::warn!(height = outcome.height, "BYZANTINE TEST MODE: applying a write the block does not hold");
+    }
+
+    #[cfg(not(feature = "byzantine-test"))]
+    fn diverge(&self, _outcome: &mut BlockOutcome) {}
 
     #[cfg(not(feature = "byzantine-test"))]
     fn inject_fault(&self, _txs: &mut Vec<Bytes>) {

@@ -60,6 +60,11 @@ pub enum FaultMode {
     /// As proposer, append a forged transaction whose claimed response does not match.
     #[cfg(feature = "byzantine-test")]
     ProposeMismatch,
+    /// Apply one more write than the block says in every block with a transaction from this
+    /// height on, so this node's state and app hash leave the quorum's (a validator whose app
+    /// is wrong). Blocks below it, which a restarted node replays, apply honestly.
+    #[cfg(feature = "byzantine-test")]
+    DivergeApply { from_height: u64 },
 }
 
 /// The single owner of consensus-side state.

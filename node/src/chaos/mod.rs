@@ -138,12 +138,17 @@ async fn campaign(devnet: &mut Devnet, options: &ChaosOptions) -> Result<Campaig
         let from_ms = recorder.now_ms();
         eprintln!("[chaos] {:>6} ms  {label} on {}", from_ms, fault.target);
         recorder.set_fault(label);
-        apply(devnet, fault, &targets)?;
+        let l1_height = l1_height(devnet).await;
+        if apply(devnet, fault, &targets, l1_height)? {
+            // Not waited for: a Byzantine node is expected to stop before it is ready.
+            devnet.launch(std::slice::from_ref(&fault.target), START_TIMEOUT).await?;
+        }
         tokio::time::sleep(fault.lasts).await;
+        let note = evidence(devnet, fault).await;
         heal(devnet, fault).await?;
         recorder.set_fault("none");
         let healed_ms = recorder.now_ms();
-        windows.push(FaultWindow { kind: fault.kind, target: fault.target.clone(), from_ms, healed_ms });
+        windows.push(FaultWindow { kind: fault.kind, target: fault.target.clone(), from_ms, healed_ms, note });
     }
     tokio::time::sleep_until((started + options.phase).into()).await;
     restart_exited(devnet, &recorder).await?;
@@ -211,7 +216,8 @@ async fn restart_exited(devnet: &mut Devnet, recorder: &Recorder) -> Result<(), 
     Ok(())
 }
 
-fn apply(devnet: &mut Devnet, fault: &ScheduledFault, targets: &Targets) -> Result<(), ChaosError> {
+/// Applies a fault; true when the target must then be started. `l1_height`: L1's height now.
+fn apply(devnet: &mut Devnet, fault: &ScheduledFault, targets: &Targets, l1_height: u64) -> Result<bool, ChaosError> {
     let target = fault.target.clone();
     let everyone: Vec<String> = targets.l1.iter().chain(&targets.l2).cloned().collect();
     let others: Vec<String> = everyone.iter().filter(|n| **n != target).cloned().collect();
@@ -239,6 +245,14 @@ fn apply(devnet: &mut Devnet, fault: &ScheduledFault, targets: &Targets) -> Resu
             netns(devnet)?;
             devnet.netns().expect("checked").cut(&targets.l2, &targets.l1).map_err(DevnetError::from)?;
         }
+        FaultKind::ByzantineL1 => {
+            devnet.kill_process(&target, NodeProcess::Both)?;
+            // From the next height on: the blocks it replays at start stay honest, so it
+            // diverges among live validators rather than at its own handshake.
+            devnet.set_fault(&target, Some(&format!("diverge-apply-from:{}", l1_height + 1)))?;
+            // Started again by the caller: its CometBFT stops once the app hash diverges.
+            return Ok(true);
+        }
         FaultKind::Degrade => {
             netns(devnet)?;
             devnet
@@ -248,7 +262,7 @@ fn apply(devnet: &mut Devnet, fault: &ScheduledFault, targets: &Targets) -> Resu
                 .map_err(DevnetError::from)?;
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 async fn heal(devnet: &mut Devnet, fault: &ScheduledFault) -> Result<(), ChaosError> {
@@ -257,6 +271,14 @@ async fn heal(devnet: &mut Devnet, fault: &ScheduledFault) -> Result<(), ChaosEr
             devnet.start(std::slice::from_ref(&fault.target), START_TIMEOUT).await?;
         }
         FaultKind::Pause => devnet.signal(&fault.target, "CONT")?,
+        FaultKind::ByzantineL1 => {
+            // What an operator does with a validator whose state forked: stop it, wipe its
+            // state (keeping its keys and last-signed heights), run honest code, let it sync.
+            devnet.kill_process(&fault.target, NodeProcess::Both)?;
+            devnet.set_fault(&fault.target, None)?;
+            devnet.reset_state(&fault.target)?;
+            devnet.start(std::slice::from_ref(&fault.target), START_TIMEOUT).await?;
+        }
         FaultKind::IsolateL1 | FaultKind::IsolateL2 | FaultKind::SplitL1 | FaultKind::CutL2FromL1 => {
             if let Some(netns) = devnet.netns() {
                 netns.heal_cuts().map_err(DevnetError::from)?;
@@ -269,6 +291,42 @@ async fn heal(devnet: &mut Devnet, fault: &ScheduledFault) -> Result<(), ChaosEr
         }
     }
     Ok(())
+}
+
+/// The highest height any L1 node's CometBFT reports (0 when none answers).
+async fn l1_height(devnet: &Devnet) -> u64 {
+    let client = JsonClient::new(Duration::from_secs(2));
+    let mut height = 0;
+    for node in devnet.layer(Layer::L1) {
+        if let Ok(reply) = client.get(&format!("{}/status", node.rpc_url), None).await {
+            let reported =
+                reply.body["result"]["sync_info"]["latest_block_height"].as_str().and_then(|h| h.parse().ok());
+            height = height.max(reported.unwrap_or(0));
+        }
+    }
+    height
+}
+
+/// What the fault left in the target's logs that an operator would look for: for a diverged
+/// validator, CometBFT's refusal of the quorum's block and the height it stopped at.
+async fn evidence(devnet: &Devnet, fault: &ScheduledFault) -> Option<String> {
+    if fault.kind != FaultKind::ByzantineL1 {
+        return None;
+    }
+    let node = devnet.node(&fault.target)?;
+    let log = std::fs::read_to_string(node.dir().join("cometbft.log")).unwrap_or_default();
+    let refusal = log
+        .lines()
+        .rev()
+        .find_map(|line| line.find("wrong Block.Header.AppHash").map(|at| line[at..].trim_end_matches('"').to_owned()))
+        .unwrap_or_else(|| "no app hash refusal in its log".into());
+    let client = JsonClient::new(Duration::from_secs(2));
+    let stuck_at = match client.get(&format!("{}/status", node.rpc_url), None).await {
+        Ok(reply) => reply.body["result"]["sync_info"]["latest_block_height"].as_str().unwrap_or("?").to_owned(),
+        Err(_) => "? (its CometBFT does not answer)".to_owned(),
+    };
+    let network = l1_height(devnet).await;
+    Some(format!("stopped at height {stuck_at} while L1 went on to {network}; {refusal}"))
 }
 
 /// Reads every session the history names from every node of both layers.

@@ -17,6 +17,8 @@ pub(super) struct FaultWindow {
     pub target: String,
     pub from_ms: u64,
     pub healed_ms: u64,
+    /// What the fault left in the target's logs, when that is the point (a diverged validator).
+    pub note: Option<String>,
 }
 
 /// The completion time of each session's first committed answer.
@@ -115,6 +117,16 @@ pub(super) fn render(
             lasted as f64 / 1e3,
             next.map_or("none".to_owned(), |ms| ms.to_string()),
             during as f64 * 1e3 / lasted.max(1) as f64
+        );
+    }
+    for window in windows.iter().filter(|w| w.note.is_some()) {
+        let _ = writeln!(
+            out,
+            "\n{} at {:.1} s, {}'s log: `{}`",
+            window.kind,
+            window.from_ms as f64 / 1e3,
+            window.target,
+            window.note.as_deref().unwrap_or_default().replace('`', "'")
         );
     }
     let _ = writeln!(

@@ -27,10 +27,14 @@ pub enum FaultKind {
     IsolateL2,
     /// 10 % loss and a 1 Mbit/s bottleneck on what reaches one node (needs namespaces).
     Degrade,
+    /// One L1 validator's application applies a write its blocks do not hold, so its app hash
+    /// leaves the quorum's (needs a `byzantine-test` build); healed by wiping its state so it
+    /// syncs again from the honest validators.
+    ByzantineL1,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::KillApp,
         FaultKind::KillCometbft,
         FaultKind::KillNode,
@@ -40,6 +44,7 @@ impl FaultKind {
         FaultKind::CutL2FromL1,
         FaultKind::IsolateL2,
         FaultKind::Degrade,
+        FaultKind::ByzantineL1,
     ];
 
     /// Faults of the network, which need every node in its own namespace.
@@ -65,6 +70,7 @@ impl FaultKind {
             FaultKind::CutL2FromL1 => "cut-l2-from-l1",
             FaultKind::IsolateL2 => "isolate-l2",
             FaultKind::Degrade => "degrade",
+            FaultKind::ByzantineL1 => "byzantine-l1",
         }
     }
 }
@@ -160,7 +166,7 @@ pub fn generate(seed: u64, phase: Duration, kinds: &[FaultKind], targets: &Targe
                 return schedule;
             }
             let pool = match kind {
-                FaultKind::IsolateL1 | FaultKind::SplitL1 => &targets.l1,
+                FaultKind::IsolateL1 | FaultKind::SplitL1 | FaultKind::ByzantineL1 => &targets.l1,
                 FaultKind::IsolateL2 | FaultKind::CutL2FromL1 => &targets.l2,
                 _ if rng.below(2) == 0 => &targets.l1,
                 _ => &targets.l2,
@@ -199,7 +205,9 @@ mod tests {
         for kind in FaultKind::ALL {
             assert!(schedule.iter().any(|f| f.kind == kind), "{kind} missing");
         }
-        let l1_only = schedule.iter().filter(|f| matches!(f.kind, FaultKind::IsolateL1 | FaultKind::SplitL1));
+        let l1_only = schedule
+            .iter()
+            .filter(|f| matches!(f.kind, FaultKind::IsolateL1 | FaultKind::SplitL1 | FaultKind::ByzantineL1));
         assert!(l1_only.clone().all(|f| f.target.starts_with("l1-")));
     }
 
