@@ -8,7 +8,7 @@ export BFTWS_CACHE
 NODE_IMAGE ?= localhost/bftws-node:dev
 OPERATOR_IMAGE ?= localhost/bftws-operator:dev
 
-.PHONY: run demo dev bench profile test e2e e2e-kwok e2e-cluster setup build dev-build lint fmt unit openapi crds manifests check-generated image image-smoke prometheus-check console-test-deps clean
+.PHONY: run demo dev bench profile chaos chaos-deps test e2e e2e-kwok e2e-cluster setup build dev-build lint fmt unit openapi crds manifests check-generated image image-smoke prometheus-check console-test-deps clean
 
 BIN = "$${CARGO_TARGET_DIR:-target}/release/bftws-node"
 # Every dev build selects the same packages, targets and features, so dependencies compile once
@@ -89,8 +89,20 @@ dev-build:
 fmt:
 	$(CARGO) fmt --all
 
-unit: dev-build console-test-deps
+unit: dev-build console-test-deps chaos-deps
 	$(CARGO) test $(DEV)
+
+## chaos-deps: Debian's iproute2 and nftables for the fault campaign's network namespaces
+chaos-deps:
+	./scripts/install-chaos-deps.sh
+
+## chaos: the long fault campaign (root): 30 minutes of every fault kind on a 4 + 4 devnet with
+## each node in its own network namespace, judged by the checker; report in bench/results/chaos
+CHAOS_SEED ?= 1
+CHAOS_SECONDS ?= 1800
+chaos: setup dev-build chaos-deps
+	$(DEV_BIN)/bftws-node chaos --netns --seed $(CHAOS_SEED) --seconds $(CHAOS_SECONDS) --workers 8 \
+		--dir .chaos --out bench/results/chaos
 
 ## console-test-deps: Debian's Chromium and ChromeDriver and axe-core (npm) for the console's browser test
 console-test-deps:

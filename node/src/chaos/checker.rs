@@ -134,9 +134,13 @@ fn client_views(events: &[Event]) -> BTreeMap<String, ClientView> {
             view.session_id = event.session_id.clone();
         }
         if event.step != "poll" {
+            // A commit L1 refused (422) was applied on L2 (the session froze and went to L1):
+            // as an op it is acknowledged; L1's refusal is recorded below.
+            let outcome =
+                if event.step == "commit" && event.status == 422 { Outcome::Ok } else { event.outcome.clone() };
             let entry = view.steps.entry(event.step.clone()).or_insert(Outcome::Unknown);
-            if rank(&event.outcome) > rank(entry) {
-                *entry = event.outcome.clone();
+            if rank(&outcome) > rank(entry) {
+                *entry = outcome;
             }
         }
         if event.outcome == Outcome::Ok && event.session_status.as_deref() == Some("committed") {
@@ -298,4 +302,157 @@ pub fn check(events: &[Event], observed: &Observed) -> Verdict {
         }
     }
     Verdict { counts, violations }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ID: &str = "sess-1";
+
+    fn event(step: &str, outcome: Outcome, status: u16) -> Event {
+        Event {
+            worker: 0,
+            session: "w0-1-supplier".into(),
+            session_id: Some(ID.into()),
+            step: step.into(),
+            key: Some(format!("k-{step}")),
+            attempt: 1,
+            node: "l2-0".into(),
+            invoked_ms: 0,
+            completed_ms: 1,
+            outcome,
+            status,
+            error: None,
+            session_status: None,
+            receipt: None,
+            fault: "none".into(),
+        }
+    }
+
+    fn receipt(tx: &str) -> Receipt {
+        Receipt { height: 7, tx_hash: tx.into(), bundle_hash: "bh".into() }
+    }
+
+    fn committed_answer(tx: &str) -> Event {
+        let mut commit = event("commit", Outcome::Ok, 200);
+        commit.session_status = Some("committed".into());
+        commit.receipt = Some(json!({"height": 7, "tx_hash": tx, "bundle_hash": "bh", "code": 0}));
+        commit
+    }
+
+    /// start, one step and a commit, all acknowledged, the commit with receipt `tx`.
+    fn history(tx: &str) -> Vec<Event> {
+        vec![event("start", Outcome::Ok, 201), event("register_package", Outcome::Ok, 201), committed_answer(tx)]
+    }
+
+    fn l2(status: &str, ops: u64, tx: Option<&str>) -> Observation<L2Session> {
+        Ok(Some(L2Session { status: status.into(), ops, receipt: tx.map(receipt) }))
+    }
+
+    fn observed(l2_nodes: Vec<Observation<L2Session>>, l1_entry: Option<&str>) -> Observed {
+        let mut observed = Observed::default();
+        let l2_map = l2_nodes.into_iter().enumerate().map(|(i, o)| (format!("l2-{i}"), o)).collect();
+        observed.l2.insert(ID.into(), l2_map);
+        let entry = l1_entry.map(|tx| L1Entry { receipt: receipt(tx), op_count: 3 });
+        let l1_map = (0..4).map(|i| (format!("l1-{i}"), Ok(entry.clone()))).collect();
+        observed.l1.insert(ID.into(), l1_map);
+        observed
+    }
+
+    fn kinds(verdict: &Verdict) -> Vec<&'static str> {
+        verdict.violations.iter().map(|v| v.kind).collect()
+    }
+
+    #[test]
+    fn a_history_the_nodes_agree_with_passes() {
+        let verdict = check(&history("T1"), &observed(vec![l2("committed", 3, Some("T1")); 2], Some("T1")));
+        assert!(verdict.passed(), "{:?}", verdict.violations);
+        assert_eq!((verdict.counts.ops_acknowledged, verdict.counts.commits_acknowledged), (3, 1));
+    }
+
+    #[test]
+    fn an_acknowledged_commit_missing_from_l1_is_lost() {
+        let verdict = check(&history("T1"), &observed(vec![l2("committing", 3, None)], None));
+        assert!(kinds(&verdict).contains(&"lost"));
+        assert_eq!(verdict.counts.lost, 1);
+        assert!(!verdict.violations[0].events.is_empty(), "the offending history entries are shown");
+    }
+
+    #[test]
+    fn a_receipt_other_than_the_ledgers_is_caught() {
+        let verdict = check(&history("T1"), &observed(vec![l2("committed", 3, Some("T2"))], Some("T2")));
+        assert_eq!(kinds(&verdict), ["receipt_mismatch"]);
+    }
+
+    #[test]
+    fn acknowledged_ops_missing_on_l2_are_lost() {
+        let verdict = check(&history("T1"), &observed(vec![l2("committed", 2, Some("T1"))], Some("T1")));
+        assert!(kinds(&verdict).contains(&"lost"));
+        let verdict = check(&history("T1"), &observed(vec![Ok(None)], Some("T1")));
+        assert!(kinds(&verdict).contains(&"lost"));
+    }
+
+    #[test]
+    fn an_op_applied_twice_is_duplicated() {
+        let verdict = check(&history("T1"), &observed(vec![l2("committed", 4, Some("T1"))], Some("T1")));
+        assert!(kinds(&verdict).contains(&"duplicated"));
+        assert_eq!(verdict.counts.duplicated, 1);
+    }
+
+    #[test]
+    fn a_refused_op_that_applied_is_caught() {
+        let events = vec![event("start", Outcome::Ok, 201), event("register_package", Outcome::Refused, 400)];
+        let verdict = check(&events, &observed(vec![l2("open", 2, None)], None));
+        assert_eq!(kinds(&verdict), ["refused_applied"]);
+        // An op without an answer may have applied.
+        let events = vec![event("start", Outcome::Ok, 201), event("register_package", Outcome::Unknown, 503)];
+        assert!(check(&events, &observed(vec![l2("open", 2, None)], None)).passed());
+    }
+
+    #[test]
+    fn a_session_l1_refused_to_the_client_must_not_be_in_the_ledger() {
+        let mut events = history("T1");
+        events[2] = event("commit", Outcome::Refused, 422);
+        let verdict = check(&events, &observed(vec![l2("rejected", 3, None)], Some("T1")));
+        assert!(kinds(&verdict).contains(&"refused_committed"));
+        assert!(check(&events, &observed(vec![l2("rejected", 3, None)], None)).passed());
+    }
+
+    #[test]
+    fn nodes_of_a_layer_must_agree() {
+        let verdict = check(
+            &history("T1"),
+            &observed(vec![l2("committed", 3, Some("T1")), l2("committing", 3, None)], Some("T1")),
+        );
+        assert!(kinds(&verdict).contains(&"l2_nodes_disagree"));
+        let mut split = observed(vec![l2("committed", 3, Some("T1"))], Some("T1"));
+        split.l1.get_mut(ID).unwrap().insert("l1-3".into(), Ok(None));
+        assert!(kinds(&check(&history("T1"), &split)).contains(&"l1_nodes_disagree"));
+        // A node that cannot be read is not a disagreement.
+        let mut down = observed(vec![l2("committed", 3, Some("T1"))], Some("T1"));
+        down.l1.get_mut(ID).unwrap().insert("l1-3".into(), Err("connection refused".into()));
+        assert!(check(&history("T1"), &down).passed());
+    }
+
+    #[test]
+    fn l1_and_l2_must_agree_on_a_commit_nobody_was_told_of() {
+        let mut events = history("T1");
+        events[2] = event("commit", Outcome::Unknown, 0);
+        let verdict = check(&events, &observed(vec![l2("committing", 3, None)], Some("T1")));
+        assert_eq!(kinds(&verdict), ["l1_l2_disagree"]);
+        let settled = check(&events, &observed(vec![l2("committed", 3, Some("T1"))], Some("T1")));
+        assert!(settled.passed());
+        assert_eq!(settled.counts.unknown_commits_committed, 1);
+    }
+
+    #[test]
+    fn an_accepted_commit_must_end_on_l1() {
+        let mut events = history("T1");
+        events[2] = event("commit", Outcome::Ok, 202);
+        events[2].session_status = Some("committing".into());
+        let verdict = check(&events, &observed(vec![l2("committing", 3, None)], None));
+        assert_eq!(kinds(&verdict), ["stalled"]);
+    }
 }

@@ -93,7 +93,8 @@ pub fn run(options: ChaosOptions) -> Result<CampaignResult, ChaosError> {
     spec.l1_validators = options.l1_validators;
     spec.l2_validators = options.l2_validators;
     spec.base_port = options.base_port;
-    spec.netns_prefix = options.netns.then(|| "bftws-chaos".to_owned());
+    // Named after the ports, so campaigns on different ports never share namespaces.
+    spec.netns_prefix = options.netns.then(|| format!("bftws-c{}", options.base_port));
     let devnet = Devnet::create(spec)?;
     let campaign = std::thread::spawn(move || -> Result<CampaignResult, ChaosError> {
         let mut devnet = devnet;
