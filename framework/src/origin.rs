@@ -210,10 +210,12 @@ impl Origin {
         }))
     }
 
-    /// [`Origin::simulate_and_submit`]; on a full node, a refusal that may come from state a
-    /// few blocks behind (a full node applies each block a little after the validators: a
-    /// session started on another node may not be here yet) is simulated again on every newer
-    /// block for up to [`CATCH_UP_WAIT`], and the last answer stands.
+    /// [`Origin::simulate_and_submit`]; a refusal that may come from state a few blocks behind
+    /// (a session started on another node may not be here yet) is checked before it is given.
+    /// On a node that may lag (a full node applies each block a little after the validators;
+    /// any node may have a peer ahead of it) it is simulated again on every newer block for up
+    /// to [`CATCH_UP_WAIT`]. If a peer is still ahead then, the node cannot tell, and answers
+    /// `503` (retry, on another node) rather than a refusal that may be wrong.
     async fn simulate_and_submit_caught_up(
         &self,
         route: &Route,
@@ -223,7 +225,7 @@ impl Origin {
         let height = || self.chain.snapshot().and_then(|snapshot| snapshot.last_block()).map(|block| block.height);
         let mut seen = height().unwrap_or(0);
         let mut attempt = self.simulate_and_submit(route, request.clone(), started).await;
-        if !may_be_stale(&attempt) || !self.is_full_node().await {
+        if !may_be_stale(&attempt) || !(self.is_full_node().await || self.peer_ahead().await.is_some()) {
             return attempt;
         }
         let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
@@ -238,7 +240,23 @@ impl Origin {
                 }
             }
         }
+        if may_be_stale(&attempt) {
+            if let Some((own, peer)) = self.peer_ahead().await {
+                return Err(WriteError::Unavailable(format!(
+                    "this node is behind its peers (it works on height {own}, a peer on {peer}), so it cannot \
+                     tell whether this request applies: retry, on another node"
+                )));
+            }
+        }
         attempt
+    }
+
+    /// `(this node's height, the highest peer's)` when a connected peer is ahead of this node.
+    /// Unknown (no CometBFT, its RPC down) counts as not ahead: the refusal's own state stands.
+    async fn peer_ahead(&self) -> Option<(u64, u64)> {
+        let rpc = self.chain.cometbft()?;
+        let heights = rpc.consensus_heights().await.ok()?;
+        heights.peer_ahead().map(|peer| (heights.own, peer))
     }
 
     /// A CometBFT node with no voting power. A validator has every block as soon as it is

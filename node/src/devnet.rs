@@ -76,6 +76,10 @@ pub struct DevnetSpec {
     /// Run every node in its own network namespace, named after this prefix (root only; see
     /// [`crate::netns`]); `None`: every node on 127.0.0.1.
     pub netns_prefix: Option<String>,
+    /// Give every node disks of its own of this many MiB for its state (a tmpfs on `app/` and
+    /// one on `cometbft/data/`, root only), so one node's disk can fill up
+    /// ([`Devnet::fill_disk`]).
+    pub disk_mib: Option<u64>,
 }
 
 impl DevnetSpec {
@@ -93,6 +97,7 @@ impl DevnetSpec {
             timing_overrides: Vec::new(),
             service: crate::services::DEFAULT.to_owned(),
             netns_prefix: None,
+            disk_mib: None,
         }
     }
 }
@@ -173,6 +178,8 @@ pub struct Devnet {
     nodes: Vec<DevnetNode>,
     /// Dropped after the processes stop (field order), so no node outlives its namespace.
     netns: Option<NetnsNetwork>,
+    /// The nodes' own disks, unmounted on drop once the processes stopped.
+    disks: NodeDisks,
 }
 
 impl Devnet {
@@ -224,6 +231,17 @@ impl Devnet {
             .map(|i| Ok(format!("http://{}:{}", host_of(&l1_names[i])?, api_port(spec.base_port, i)?)))
             .collect::<Result<_, DevnetError>>()?;
 
+        let mut disks = NodeDisks::default();
+        if let Some(mib) = spec.disk_mib {
+            for (layer, count) in [(Layer::L1, l1_count), (Layer::L2, l2_count)] {
+                for i in 0..count {
+                    let node_dir = spec.dir.join(layer.as_str()).join(format!("node{i}"));
+                    for state in DISK_DIRS {
+                        disks.mount(&node_dir.join(state), mib)?;
+                    }
+                }
+            }
+        }
         let (l1_timing, l2_timing) = (spec.timing(Layer::L1)?, spec.timing(Layer::L2)?);
         let mut nodes = Vec::new();
         for (layer, names, validators, full_nodes, base, timing) in [
@@ -300,7 +318,7 @@ impl Devnet {
                 });
             }
         }
-        Ok(Self { spec, nodes, netns })
+        Ok(Self { spec, nodes, netns, disks })
     }
 
     pub fn dir(&self) -> &Path {
@@ -516,15 +534,59 @@ impl Devnet {
         if node.is_running() {
             return Err(DevnetError::Setup(format!("{name} must be stopped before its state is reset")));
         }
-        let app = node.dir.join("app");
-        if app.exists() {
-            fs::remove_dir_all(&app).map_err(io(&app))?;
+        // Contents only: either directory may be a mount point (DevnetSpec::disk_mib).
+        for state in DISK_DIRS {
+            let dir = node.dir.join(state);
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(io(&dir)(err)),
+            };
+            for entry in entries {
+                let path = entry.map_err(io(&dir))?.path();
+                if path.file_name().is_some_and(|n| n == "priv_validator_state.json") {
+                    continue;
+                }
+                if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) }.map_err(io(&path))?;
+            }
         }
-        let data = node.dir.join("cometbft/data");
-        let signed = data.join("priv_validator_state.json");
-        let kept = fs::read(&signed).map_err(io(&signed))?;
-        fs::remove_dir_all(&data).map_err(io(&data))?;
-        write(&signed, &kept)
+        Ok(())
+    }
+
+    /// Fills the node's own disk (see [`DevnetSpec::disk_mib`]) to the last byte.
+    pub fn fill_disk(&mut self, name: &str) -> Result<(), DevnetError> {
+        let dir = self.node_mut(name)?.dir.clone();
+        for state in DISK_DIRS {
+            let disk = dir.join(state);
+            if !self.disks.mounted.contains(&disk) {
+                return Err(DevnetError::Setup(format!("{name} has no disk of its own (DevnetSpec::disk_mib)")));
+            }
+            let path = disk.join(DISK_FILLER);
+            let mut file = fs::File::create(&path).map_err(io(&path))?;
+            let chunk = vec![0u8; 1 << 20];
+            loop {
+                if let Err(err) = std::io::Write::write_all(&mut file, &chunk) {
+                    match err.raw_os_error() {
+                        Some(28) => break, // ENOSPC: full
+                        _ => return Err(DevnetError::Io { path: path.display().to_string(), source: err }),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Frees what [`Devnet::fill_disk`] took.
+    pub fn free_disk(&mut self, name: &str) -> Result<(), DevnetError> {
+        let dir = self.node_mut(name)?.dir.clone();
+        for state in DISK_DIRS {
+            let path = dir.join(state).join(DISK_FILLER);
+            match fs::remove_file(&path) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(io(&path)(err)),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// The network namespaces, when the nodes run in their own.
@@ -580,6 +642,41 @@ impl Devnet {
 impl Drop for Devnet {
     fn drop(&mut self) {
         self.stop_all();
+    }
+}
+
+const DISK_FILLER: &str = "disk-filler";
+/// What a node's own disk holds: the application's store and CometBFT's data (the logs stay on
+/// the devnet's disk, so what a node says about its full disk is kept).
+const DISK_DIRS: [&str; 2] = ["app", "cometbft/data"];
+
+/// Node state directories mounted as a tmpfs each; unmounted on drop.
+#[derive(Default)]
+struct NodeDisks {
+    mounted: Vec<PathBuf>,
+}
+
+impl NodeDisks {
+    fn mount(&mut self, dir: &Path, mib: u64) -> Result<(), DevnetError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .map_err(|e| DevnetError::Setup(format!("mount: {e}")))?;
+        if !status.success() {
+            return Err(DevnetError::Setup(format!("mounting a {mib} MiB tmpfs on {} failed (root?)", dir.display())));
+        }
+        self.mounted.push(dir.to_owned());
+        Ok(())
+    }
+}
+
+impl Drop for NodeDisks {
+    fn drop(&mut self) {
+        for dir in self.mounted.drain(..) {
+            let _ = Command::new("umount").arg(&dir).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
     }
 }
 

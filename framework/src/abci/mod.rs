@@ -165,9 +165,23 @@ impl Service<Request> for AbciService {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let response = self.0.handle(request);
+        let core = &mut self.0;
+        let response = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.handle(request))) {
+            Ok(response) => response,
+            Err(_) => stop_the_process(),
+        };
         Box::pin(std::future::ready(Ok(response)))
     }
+}
+
+/// A panic on the consensus path (a store that cannot be written: a full disk, say) leaves the
+/// application unable to answer CometBFT, while the rest of the process (its HTTP API) would go
+/// on serving state that no longer moves. The node stops instead, so its orchestrator restarts
+/// it from its last durable state and CometBFT replays what it lost. The panic message was
+/// printed by the panic hook already.
+fn stop_the_process() -> ! {
+    tracing::error!("the ABCI application failed (see the panic above): stopping the node so it restarts cleanly");
+    std::process::exit(70)
 }
 
 /// Serves ABCI on a Unix socket until the process ends. A stale socket file from a previous run

@@ -7,6 +7,6 @@ mod waiters;
 
 pub use self::{
     chain::CometChain,
-    rpc::{BroadcastResult, CometRpc, NodeStatus, RpcError},
+    rpc::{BroadcastResult, CometRpc, ConsensusHeights, NodeStatus, RpcError},
     waiters::{TxFinal, Waiters},
 };

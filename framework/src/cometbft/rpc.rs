@@ -34,6 +34,21 @@ pub struct NodeStatus {
     pub voting_power: u64,
 }
 
+/// Heights consensus works on (one past the last committed block), this node's and its peers'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsensusHeights {
+    pub own: u64,
+    pub peers: Vec<u64>,
+}
+
+impl ConsensusHeights {
+    /// The highest peer height, when a peer is ahead of this node: it has blocks this node
+    /// has not applied.
+    pub fn peer_ahead(&self) -> Option<u64> {
+        self.peers.iter().copied().max().filter(|peer| *peer > self.own)
+    }
+}
+
 #[derive(Clone)]
 pub struct CometRpc {
     base: String,
@@ -85,6 +100,20 @@ impl CometRpc {
             node_id: result["node_info"]["id"].as_str().unwrap_or("").to_owned(),
             voting_power: result["validator_info"]["voting_power"].as_str().and_then(|p| p.parse().ok()).unwrap_or(0),
         })
+    }
+
+    /// The height this node's consensus works on, and the one each connected peer works on
+    /// (`/dump_consensus_state`): a peer ahead has blocks this node has not applied.
+    pub async fn consensus_heights(&self) -> Result<ConsensusHeights, RpcError> {
+        let result = self.call("dump_consensus_state", json!({})).await?;
+        let height = |value: &Value| value.as_str().and_then(|h| h.parse::<u64>().ok());
+        let own = height(&result["round_state"]["height"])
+            .ok_or_else(|| RpcError::Rpc { method: "dump_consensus_state", message: "no round state height".into() })?;
+        let peers = result["peers"]
+            .as_array()
+            .map(|peers| peers.iter().filter_map(|p| height(&p["peer_state"]["round_state"]["height"])).collect())
+            .unwrap_or_default();
+        Ok(ConsensusHeights { own, peers })
     }
 
     /// Looks a transaction up by hash (`/tx`); `None` when CometBFT does not know it.

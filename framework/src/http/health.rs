@@ -1,5 +1,10 @@
 //! Liveness and readiness.
 
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
 use axum::{extract::State, routing::get, Json, Router};
 use serde_json::{json, Value};
 
@@ -9,8 +14,57 @@ pub(super) fn router() -> Router<ApiState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// Live unless this node's consensus has stood still at one height for [`STALL_LIMIT`] while a
+/// peer was ahead of it. CometBFT keeps running and answering after a consensus failure it
+/// cannot recover from (a write to a full disk, say) but never decides again; failing liveness
+/// gets the node restarted (the orchestrator restarts the application, and CometBFT stops with
+/// its lost ABCI connection and is restarted too).
+async fn healthz(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let Some(rpc) = state.origin().chain().cometbft() else { return Ok(Json(json!({"status": "ok"}))) };
+    // CometBFT unreachable is its own process's failure, not this one's.
+    let Ok(heights) = rpc.consensus_heights().await else { return Ok(Json(json!({"status": "ok"}))) };
+    match state.stall().observe(heights.own, heights.peer_ahead(), Instant::now()) {
+        Some(stalled_for) => Err(ApiError::new(
+            503,
+            "consensus_stalled",
+            format!(
+                "consensus has stood at height {} for {} s while a peer is at {}: restart the node",
+                heights.own,
+                stalled_for.as_secs(),
+                heights.peer_ahead().unwrap_or_default()
+            ),
+        )),
+        None => Ok(Json(json!({"status": "ok"}))),
+    }
+}
+
+/// How long consensus may stand still behind a peer before the node reports itself not live:
+/// well above a catch-up after a restart or a partition's heal.
+const STALL_LIMIT: Duration = Duration::from_secs(30);
+
+/// Since when this node's consensus has stood at one height with a peer ahead.
+#[derive(Default)]
+pub(super) struct StallWatch(Mutex<Option<(u64, Instant)>>);
+
+impl StallWatch {
+    /// Records what liveness saw; how long it has been stalled, once that is [`STALL_LIMIT`].
+    fn observe(&self, own: u64, peer_ahead: Option<u64>, now: Instant) -> Option<Duration> {
+        let mut since = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if peer_ahead.is_none() {
+            *since = None;
+            return None;
+        }
+        match *since {
+            Some((height, at)) if height == own => {
+                let stalled = now.saturating_duration_since(at);
+                (stalled >= STALL_LIMIT).then_some(stalled)
+            }
+            _ => {
+                *since = Some((own, now));
+                None
+            }
+        }
+    }
 }
 
 /// Ready when the node's state can be read (and, under CometBFT, when the chain is caught up).
@@ -27,4 +81,22 @@ async fn readyz(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> 
         "chain_id": origin.chain().chain_id(),
         "height": last.height,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_stall_behind_a_peer_for_the_whole_limit_is_not_live() {
+        let watch = StallWatch::default();
+        let t0 = Instant::now();
+        assert_eq!(watch.observe(10, Some(12), t0), None);
+        assert_eq!(watch.observe(10, Some(13), t0 + STALL_LIMIT / 2), None);
+        assert_eq!(watch.observe(10, Some(14), t0 + STALL_LIMIT), Some(STALL_LIMIT));
+        // Progress starts the clock again; no peer ahead clears it.
+        assert_eq!(watch.observe(11, Some(14), t0 + STALL_LIMIT * 2), None);
+        assert_eq!(watch.observe(11, None, t0 + STALL_LIMIT * 4), None);
+        assert_eq!(watch.observe(11, Some(14), t0 + STALL_LIMIT * 5), None);
+    }
 }

@@ -56,6 +56,7 @@ struct ApiInner {
     /// Replaced whole when the token file changes ([`ApiState::replace_tokens`]).
     auth: std::sync::RwLock<Arc<Authenticator>>,
     refusals: RefusalLimiter,
+    stall: health::StallWatch,
 }
 
 impl ApiState {
@@ -71,7 +72,8 @@ impl ApiState {
         budget: RefusalBudget,
     ) -> Self {
         let auth = std::sync::RwLock::new(Arc::new(auth));
-        Self(Arc::new(ApiInner { origin, committer, auth, refusals: RefusalLimiter::new(budget) }))
+        let refusals = RefusalLimiter::new(budget);
+        Self(Arc::new(ApiInner { origin, committer, auth, refusals, stall: health::StallWatch::default() }))
     }
 
     fn refusals(&self) -> &RefusalLimiter {
@@ -80,6 +82,10 @@ impl ApiState {
 
     fn origin(&self) -> &Origin {
         &self.0.origin
+    }
+
+    fn stall(&self) -> &health::StallWatch {
+        &self.0.stall
     }
 
     fn committer(&self) -> Option<&Arc<Committer>> {

@@ -75,6 +75,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(90);
 const DEGRADE_LOSS_PERCENT: u32 = 10;
 const DEGRADE_RATE_KBIT: u32 = 1000;
 const DEGRADE_QUEUE_MS: u32 = 300;
+/// Each node's own disk when disks are to fill up: room for a long campaign's blocks.
+const NODE_DISK_MIB: u64 = 512;
+/// How long a node whose disk was full may take to be live again: the liveness check's 30 s
+/// stall limit, the watchdog's restart and a catch-up.
+const FULL_DISK_RECOVERY: Duration = Duration::from_secs(75);
 
 /// Runs a whole campaign. Blocking: it runs its own async runtime on a thread of its own
 /// (inside the hub namespace when nodes have theirs).
@@ -95,6 +100,9 @@ pub fn run(options: ChaosOptions) -> Result<CampaignResult, ChaosError> {
     spec.base_port = options.base_port;
     // Named after the ports, so campaigns on different ports never share namespaces.
     spec.netns_prefix = options.netns.then(|| format!("bftws-c{}", options.base_port));
+    if options.kinds.contains(&FaultKind::FullDisk) {
+        spec.disk_mib = Some(NODE_DISK_MIB);
+    }
     let devnet = Devnet::create(spec)?;
     let campaign = std::thread::spawn(move || -> Result<CampaignResult, ChaosError> {
         let mut devnet = devnet;
@@ -139,14 +147,16 @@ async fn campaign(devnet: &mut Devnet, options: &ChaosOptions) -> Result<Campaig
         let from_ms = recorder.now_ms();
         eprintln!("[chaos] {:>6} ms  {label} on {}", from_ms, fault.target);
         recorder.set_fault(label);
-        let l1_height = l1_height(devnet).await;
-        if apply(devnet, fault, &targets, l1_height)? {
-            // Not waited for: a Byzantine node is expected to stop before it is ready.
+        let own_height = node_height(devnet, &fault.target).await;
+        if apply(devnet, fault, &targets, own_height)? {
+            // Not waited for: a Byzantine node is expected to stop before it is ready. It
+            // first replays what its store lost honestly; the fault lasts from its divergence.
             devnet.launch(std::slice::from_ref(&fault.target), START_TIMEOUT).await?;
+            wait_for_divergence(devnet, &fault.target).await;
         }
         tokio::time::sleep(fault.lasts).await;
         let note = evidence(devnet, fault).await;
-        heal(devnet, fault).await?;
+        heal(devnet, fault, &recorder).await?;
         recorder.set_fault("none");
         let healed_ms = recorder.now_ms();
         windows.push(FaultWindow { kind: fault.kind, target: fault.target.clone(), from_ms, healed_ms, note });
@@ -170,6 +180,7 @@ async fn campaign(devnet: &mut Devnet, options: &ChaosOptions) -> Result<Campaig
     // SETTLE has passed.
     let settle_until = Instant::now() + SETTLE;
     let verdict = loop {
+        restart_exited(devnet, &recorder).await?;
         let observed = observe(devnet, &session_ids).await;
         let verdict = check(&events, &observed);
         if verdict.passed() || Instant::now() > settle_until {
@@ -196,18 +207,27 @@ async fn campaign(devnet: &mut Devnet, options: &ChaosOptions) -> Result<Campaig
     Ok(CampaignResult { verdict, report, out: out.clone() })
 }
 
-/// A node that died on its own (not by the schedule) is logged in the history's report and
-/// restarted, as an orchestrator would.
+/// What an orchestrator does between faults: a node whose process died on its own, or whose
+/// liveness check fails (`/healthz`: consensus stalled behind its peers), is logged and
+/// restarted.
 async fn restart_exited(devnet: &mut Devnet, recorder: &Recorder) -> Result<(), ChaosError> {
     let names: Vec<String> = devnet.nodes().iter().map(|n| n.name.clone()).collect();
+    let client = JsonClient::new(Duration::from_secs(2));
     let mut restart = Vec::new();
     for name in names {
         for (which, status) in devnet.reap_exited(&name)? {
-            eprintln!(
-                "[chaos] {:>6} ms  {name}: {which:?} exited on its own ({status}); restarting",
-                recorder.now_ms()
-            );
+            let at = recorder.now_ms();
+            eprintln!("[chaos] {at:>6} ms  {name}: {which:?} exited on its own ({status}); restarting");
             restart.push(name.clone());
+        }
+        let Some(node) = devnet.node(&name).filter(|n| n.is_running()) else { continue };
+        if let Ok(reply) = client.get(&format!("{}/healthz", node.api_url), None).await {
+            if reply.status == 503 {
+                let why = reply.body["error"]["message"].as_str().unwrap_or_default().to_owned();
+                eprintln!("[chaos] {:>6} ms  {name}: not live ({why}); restarting", recorder.now_ms());
+                devnet.kill_process(&name, NodeProcess::Both)?;
+                restart.push(name.clone());
+            }
         }
     }
     restart.dedup();
@@ -217,8 +237,9 @@ async fn restart_exited(devnet: &mut Devnet, recorder: &Recorder) -> Result<(), 
     Ok(())
 }
 
-/// Applies a fault; true when the target must then be started. `l1_height`: L1's height now.
-fn apply(devnet: &mut Devnet, fault: &ScheduledFault, targets: &Targets, l1_height: u64) -> Result<bool, ChaosError> {
+/// Applies a fault; true when the target must then be started. `own_height`: the height the
+/// target's CometBFT reports now.
+fn apply(devnet: &mut Devnet, fault: &ScheduledFault, targets: &Targets, own_height: u64) -> Result<bool, ChaosError> {
     let target = fault.target.clone();
     let everyone: Vec<String> = targets.l1.iter().chain(&targets.l2).cloned().collect();
     let others: Vec<String> = everyone.iter().filter(|n| **n != target).cloned().collect();
@@ -248,12 +269,14 @@ fn apply(devnet: &mut Devnet, fault: &ScheduledFault, targets: &Targets, l1_heig
         }
         FaultKind::ByzantineL1 => {
             devnet.kill_process(&target, NodeProcess::Both)?;
-            // From the next height on: the blocks it replays at start stay honest, so it
-            // diverges among live validators rather than at its own handshake.
-            devnet.set_fault(&target, Some(&format!("diverge-apply-from:{}", l1_height + 1)))?;
+            // From its next height on: the blocks it replays at start stay honest, so it
+            // diverges among live validators (or while it catches up) rather than at its own
+            // handshake.
+            devnet.set_fault(&target, Some(&format!("diverge-apply-from:{}", own_height + 1)))?;
             // Started again by the caller: its CometBFT stops once the app hash diverges.
             return Ok(true);
         }
+        FaultKind::FullDisk => devnet.fill_disk(&target)?,
         FaultKind::Degrade => {
             netns(devnet)?;
             devnet
@@ -266,12 +289,26 @@ fn apply(devnet: &mut Devnet, fault: &ScheduledFault, targets: &Targets, l1_heig
     Ok(false)
 }
 
-async fn heal(devnet: &mut Devnet, fault: &ScheduledFault) -> Result<(), ChaosError> {
+async fn heal(devnet: &mut Devnet, fault: &ScheduledFault, recorder: &Recorder) -> Result<(), ChaosError> {
     match fault.kind {
         FaultKind::KillApp | FaultKind::KillCometbft | FaultKind::KillNode => {
             devnet.start(std::slice::from_ref(&fault.target), START_TIMEOUT).await?;
         }
         FaultKind::Pause => devnet.signal(&fault.target, "CONT")?,
+        FaultKind::FullDisk => {
+            devnet.free_disk(&fault.target)?;
+            // A process that stopped on the full disk is restarted; a CometBFT whose consensus
+            // failed on it runs on without deciding, until the node's liveness check fails and
+            // the watchdog restarts it. The next fault waits for that: one fault at a time.
+            let deadline = Instant::now() + FULL_DISK_RECOVERY;
+            loop {
+                restart_exited(devnet, recorder).await?;
+                if !behind_peers(devnet, &fault.target).await || Instant::now() > deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
         FaultKind::ByzantineL1 => {
             // What an operator does with a validator whose state forked: stop it, wipe its
             // state (keeping its keys and last-signed heights), run honest code, let it sync.
@@ -294,16 +331,47 @@ async fn heal(devnet: &mut Devnet, fault: &ScheduledFault) -> Result<(), ChaosEr
     Ok(())
 }
 
+/// True when a peer of `name`'s CometBFT is more than one height ahead of it (one is the
+/// ordinary lag of a block being applied), or its CometBFT does not answer.
+async fn behind_peers(devnet: &Devnet, name: &str) -> bool {
+    let Some(node) = devnet.node(name) else { return false };
+    let rpc = bftws_framework::cometbft::CometRpc::new(node.rpc_url.clone(), Duration::from_secs(2));
+    match rpc.consensus_heights().await {
+        Ok(heights) => heights.peer_ahead().is_some_and(|peer| peer > heights.own + 1),
+        Err(_) => true,
+    }
+}
+
+/// Waits (up to [`START_TIMEOUT`]) until a Byzantine node has applied its first wrong block.
+async fn wait_for_divergence(devnet: &Devnet, name: &str) {
+    let Some(node) = devnet.node(name) else { return };
+    let log = node.dir().join("app.log");
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(&log).is_ok_and(|text| text.contains("BYZANTINE TEST MODE")) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The height `name`'s CometBFT reports (0 when it does not answer).
+async fn node_height(devnet: &Devnet, name: &str) -> u64 {
+    let Some(node) = devnet.node(name) else { return 0 };
+    let client = JsonClient::new(Duration::from_secs(2));
+    match client.get(&format!("{}/status", node.rpc_url), None).await {
+        Ok(reply) => {
+            reply.body["result"]["sync_info"]["latest_block_height"].as_str().and_then(|h| h.parse().ok()).unwrap_or(0)
+        }
+        Err(_) => 0,
+    }
+}
+
 /// The highest height any L1 node's CometBFT reports (0 when none answers).
 async fn l1_height(devnet: &Devnet) -> u64 {
-    let client = JsonClient::new(Duration::from_secs(2));
     let mut height = 0;
     for node in devnet.layer(Layer::L1) {
-        if let Ok(reply) = client.get(&format!("{}/status", node.rpc_url), None).await {
-            let reported =
-                reply.body["result"]["sync_info"]["latest_block_height"].as_str().and_then(|h| h.parse().ok());
-            height = height.max(reported.unwrap_or(0));
-        }
+        height = height.max(node_height(devnet, &node.name).await);
     }
     height
 }
@@ -320,7 +388,14 @@ async fn evidence(devnet: &Devnet, fault: &ScheduledFault) -> Option<String> {
         .lines()
         .rev()
         .find_map(|line| line.find("wrong Block.Header.AppHash").map(|at| line[at..].trim_end_matches('"').to_owned()))
-        .unwrap_or_else(|| "no app hash refusal in its log".into());
+        .unwrap_or_else(|| {
+            let app_log = std::fs::read_to_string(node.dir().join("app.log")).unwrap_or_default();
+            if app_log.contains("BYZANTINE TEST MODE") {
+                "it diverged, but its log holds no app hash refusal yet".into()
+            } else {
+                "it applied no block of its faulty height within the fault".into()
+            }
+        });
     let client = JsonClient::new(Duration::from_secs(2));
     let stuck_at = match client.get(&format!("{}/status", node.rpc_url), None).await {
         Ok(reply) => reply.body["result"]["sync_info"]["latest_block_height"].as_str().unwrap_or("?").to_owned(),

@@ -31,10 +31,12 @@ pub enum FaultKind {
     /// leaves the quorum's (needs a `byzantine-test` build); healed by wiping its state so it
     /// syncs again from the honest validators.
     ByzantineL1,
+    /// One node's disk (a tmpfs of its own) filled to the last byte; freed when healed.
+    FullDisk,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::KillApp,
         FaultKind::KillCometbft,
         FaultKind::KillNode,
@@ -45,6 +47,7 @@ impl FaultKind {
         FaultKind::IsolateL2,
         FaultKind::Degrade,
         FaultKind::ByzantineL1,
+        FaultKind::FullDisk,
     ];
 
     /// Faults of the network, which need every node in its own namespace.
@@ -71,6 +74,7 @@ impl FaultKind {
             FaultKind::IsolateL2 => "isolate-l2",
             FaultKind::Degrade => "degrade",
             FaultKind::ByzantineL1 => "byzantine-l1",
+            FaultKind::FullDisk => "full-disk",
         }
     }
 }
