@@ -123,9 +123,10 @@ fn apply_fault(core: AbciCore, config: &NodeConfig, key: &crate::crypto::Signing
         None => Ok(core),
         Some("propose-mismatch") => Ok(core.with_fault(abci::FaultMode::ProposeMismatch, &config.node_id, key.clone())),
         Some(mode) if mode.starts_with("diverge-apply-from:") => {
-            let from_height = mode["diverge-apply-from:".len()..]
-                .parse()
-                .map_err(|_| format!("fault mode '{mode}': diverge-apply-from:HEIGHT"))?;
+            let from_height = mode
+                .strip_prefix("diverge-apply-from:")
+                .and_then(|height| height.parse().ok())
+                .ok_or_else(|| format!("fault mode '{mode}': diverge-apply-from:HEIGHT"))?;
             Ok(core.with_fault(abci::FaultMode::DivergeApply { from_height }, &config.node_id, key.clone()))
         }
         Some(other) => Err(format!("unknown fault mode '{other}'").into()),

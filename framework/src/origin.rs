@@ -255,7 +255,7 @@ impl Origin {
     /// Unknown (no CometBFT, its RPC down) counts as not ahead: the refusal's own state stands.
     async fn peer_ahead(&self) -> Option<(u64, u64)> {
         let rpc = self.chain.cometbft()?;
-        let heights = rpc.consensus_heights().await.ok()?;
+        let heights = tokio::time::timeout(PEER_HEIGHTS_TIMEOUT, rpc.consensus_heights()).await.ok()?.ok()?;
         heights.peer_ahead().map(|peer| (heights.own, peer))
     }
 
@@ -386,6 +386,9 @@ fn may_be_stale(attempt: &Result<WriteOutcome, WriteError>) -> bool {
 /// How long a full node keeps looking for newer blocks before answering a refusal that may come
 /// from state a few blocks behind.
 const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How long a refusal waits for CometBFT to say where its peers are.
+const PEER_HEIGHTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The origin's clock: the one place wall time enters a replicated request.
 #[allow(clippy::disallowed_methods)]

@@ -195,6 +195,8 @@ impl Devnet {
             )));
         }
         if spec.dir.exists() {
+            // A devnet that was killed leaves its nodes' disks mounted.
+            NodeDisks::unmount_under(&spec.dir);
             fs::remove_dir_all(&spec.dir).map_err(io(&spec.dir))?;
         }
         fs::create_dir_all(&spec.dir).map_err(io(&spec.dir))?;
@@ -669,6 +671,19 @@ impl NodeDisks {
         }
         self.mounted.push(dir.to_owned());
         Ok(())
+    }
+}
+
+impl NodeDisks {
+    /// Unmounts every file system mounted under `dir` (from /proc/mounts).
+    fn unmount_under(dir: &Path) {
+        let Ok(dir) = fs::canonicalize(dir) else { return };
+        let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+        for mount_point in mounts.lines().filter_map(|line| line.split_whitespace().nth(1)) {
+            if Path::new(mount_point).starts_with(&dir) {
+                let _ = Command::new("umount").arg(mount_point).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            }
+        }
     }
 }
 

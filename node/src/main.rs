@@ -380,7 +380,12 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Chaos { seed, seconds, workers, l1, l2, faults, netns, dir, base_port, cometbft, out } => {
             let kinds = if faults.is_empty() {
-                chaos::schedule::FaultKind::ALL.into_iter().filter(|k| netns || !k.needs_netns()).collect()
+                chaos::schedule::FaultKind::ALL
+                    .into_iter()
+                    .filter(|k| netns || !k.needs_netns())
+                    // A Byzantine validator needs the test-only build.
+                    .filter(|k| cfg!(feature = "byzantine-test") || *k != chaos::schedule::FaultKind::ByzantineL1)
+                    .collect()
             } else {
                 faults
             };

@@ -178,6 +178,9 @@ impl NetnsNetwork {
                 "inet",
                 TABLE,
                 "in",
+                // Only what arrives over the link: the node's own traffic on `lo` stays whole.
+                "iifname",
+                "eth0",
                 "numgen",
                 "random",
                 "mod",
@@ -216,11 +219,19 @@ impl NetnsNetwork {
         Ok(())
     }
 
+    /// Kills whatever still runs in the namespaces (a run that was killed leaves its nodes) and
+    /// removes them.
     fn remove_namespaces(&self) {
         for ns in self.nodes.values().map(|n| n.namespace.as_str()).chain([self.hub.as_str()]) {
-            if std::path::Path::new("/run/netns").join(ns).exists() {
-                let _ = ip(&["netns", "del", ns]);
+            if !std::path::Path::new("/run/netns").join(ns).exists() {
+                continue;
             }
+            if let Ok(output) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&output.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-KILL", pid]).output();
+                }
+            }
+            let _ = ip(&["netns", "del", ns]);
         }
     }
 }

@@ -174,9 +174,9 @@ impl Service<Request> for AbciService {
     }
 }
 
-/// A panic on the consensus path (a store that cannot be written: a full disk, say) leaves the
-/// application unable to answer CometBFT, while the rest of the process (its HTTP API) would go
-/// on serving state that no longer moves. The node stops instead, so its orchestrator restarts
+/// A panic in any ABCI call (a store that cannot be written on the consensus path: a full disk,
+/// say) leaves the application unable to answer CometBFT, while the rest of the process (its
+/// HTTP API) would go on serving state that no longer moves. The node stops instead, so its orchestrator restarts
 /// it from its last durable state and CometBFT replays what it lost. The panic message was
 /// printed by the panic hook already.
 fn stop_the_process() -> ! {

@@ -47,6 +47,13 @@ impl ConsensusHeights {
     pub fn peer_ahead(&self) -> Option<u64> {
         self.peers.iter().copied().max().filter(|peer| *peer > self.own)
     }
+
+    /// The highest peer height, when a peer has decided at least two blocks past `committed`
+    /// (this node's last committed height, which moves during block sync too, unlike its
+    /// consensus height): more than the ordinary lag of a block being applied.
+    pub fn peer_ahead_of_committed(&self, committed: u64) -> Option<u64> {
+        self.peers.iter().copied().max().filter(|peer| *peer > committed + 2)
+    }
 }
 
 #[derive(Clone)]

@@ -14,35 +14,43 @@ pub(super) fn router() -> Router<ApiState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
-/// Live unless this node's consensus has stood still at one height for [`STALL_LIMIT`] while a
-/// peer was ahead of it. CometBFT keeps running and answering after a consensus failure it
-/// cannot recover from (a write to a full disk, say) but never decides again; failing liveness
-/// gets the node restarted (the orchestrator restarts the application, and CometBFT stops with
-/// its lost ABCI connection and is restarted too).
+/// Live unless this node's committed height has stood still for [`STALL_LIMIT`] while a peer
+/// was at least two blocks past it. CometBFT keeps running and answering after a consensus
+/// failure it cannot recover from (a write to a full disk, say) but never decides again;
+/// failing liveness gets the node restarted (the orchestrator restarts the application, and
+/// CometBFT stops with its lost ABCI connection and is restarted too). A node that block-syncs
+/// commits all the while, so it stays live.
 async fn healthz(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let Some(rpc) = state.origin().chain().cometbft() else { return Ok(Json(json!({"status": "ok"}))) };
-    // CometBFT unreachable is its own process's failure, not this one's.
-    let Ok(heights) = rpc.consensus_heights().await else { return Ok(Json(json!({"status": "ok"}))) };
-    match state.stall().observe(heights.own, heights.peer_ahead(), Instant::now()) {
+    let live = || Ok(Json(json!({"status": "ok"})));
+    let Some(rpc) = state.origin().chain().cometbft() else { return live() };
+    let probe = async { Ok::<_, crate::cometbft::RpcError>((rpc.status().await?, rpc.consensus_heights().await?)) };
+    // CometBFT unreachable or slow is its own process's failure, not this one's.
+    let Ok(Ok((status, heights))) = tokio::time::timeout(PROBE_RPC_TIMEOUT, probe).await else { return live() };
+    let committed = status.latest_height;
+    let ahead = heights.peer_ahead_of_committed(committed);
+    match state.stall().observe(committed, ahead, Instant::now()) {
         Some(stalled_for) => Err(ApiError::new(
             503,
             "consensus_stalled",
             format!(
-                "consensus has stood at height {} for {} s while a peer is at {}: restart the node",
-                heights.own,
+                "this node has committed nothing past height {committed} for {} s while a peer is at {}: \
+                 restart the node",
                 stalled_for.as_secs(),
-                heights.peer_ahead().unwrap_or_default()
+                ahead.unwrap_or_default()
             ),
         )),
-        None => Ok(Json(json!({"status": "ok"}))),
+        None => live(),
     }
 }
 
-/// How long consensus may stand still behind a peer before the node reports itself not live:
-/// well above a catch-up after a restart or a partition's heal.
+/// A probe answers within the orchestrator's timeout (the operator's probes allow 2 s).
+const PROBE_RPC_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long the committed height may stand still behind a peer before the node reports itself
+/// not live: well above a restart's replay (block sync then moves the height).
 const STALL_LIMIT: Duration = Duration::from_secs(30);
 
-/// Since when this node's consensus has stood at one height with a peer ahead.
+/// Since when this node's committed height has stood still with a peer ahead.
 #[derive(Default)]
 pub(super) struct StallWatch(Mutex<Option<(u64, Instant)>>);
 

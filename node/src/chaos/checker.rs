@@ -74,6 +74,8 @@ struct ClientView {
     committed: Option<Receipt>,
     /// L1 refused the session (422 on commit, or a poll that read `rejected`).
     rejected: bool,
+    /// Steps with an attempt that got no definite answer.
+    attempts_unanswered: BTreeSet<String>,
     events: Vec<Event>,
 }
 
@@ -138,6 +140,17 @@ fn client_views(events: &[Event]) -> BTreeMap<String, ClientView> {
             // as an op it is acknowledged; L1's refusal is recorded below.
             let outcome =
                 if event.step == "commit" && event.status == 422 { Outcome::Ok } else { event.outcome.clone() };
+            // A `404`/`409` after an attempt without an answer may come from a node that has not
+            // seen that attempt apply yet (one cut off from its peers cannot know): the step
+            // stays unknown rather than refused.
+            let after_unknown = view.attempts_unanswered.contains(&event.step);
+            let outcome = match outcome {
+                Outcome::Refused if after_unknown && matches!(event.status, 404 | 409) => Outcome::Unknown,
+                other => other,
+            };
+            if outcome == Outcome::Unknown {
+                view.attempts_unanswered.insert(event.step.clone());
+            }
             let entry = view.steps.entry(event.step.clone()).or_insert(Outcome::Unknown);
             if rank(&outcome) > rank(entry) {
                 *entry = outcome;
@@ -211,8 +224,12 @@ pub fn check(events: &[Event], observed: &Observed) -> Verdict {
         let l2_record = l2_answers.iter().flatten().next().cloned();
 
         // Every acknowledged op is in L2's log; no op applied twice or after a refusal.
+        let l2_readable = l2.values().any(|answer| answer.is_ok());
+        if !l2_readable && !l2.is_empty() {
+            violation("unreadable", format!("no L2 node could be read: {l2:?}"));
+        }
         match &l2_record {
-            None if view.acked() > 0 => {
+            None if view.acked() > 0 && l2_readable => {
                 violation("lost", format!("{} acknowledged ops, but no L2 node has the session", view.acked()))
             }
             None => {}
@@ -240,7 +257,9 @@ pub fn check(events: &[Event], observed: &Observed) -> Verdict {
             (Some(told), Some((receipt, _))) if told != receipt => {
                 violation("receipt_mismatch", format!("the client was given {told:?}, L1's ledger holds {receipt:?}"))
             }
-            (Some(told), None) => violation("lost", format!("commit acknowledged with {told:?}, not in L1's ledger")),
+            (Some(told), None) if l1.values().any(|answer| answer.is_ok()) => {
+                violation("lost", format!("commit acknowledged with {told:?}, not in L1's ledger"))
+            }
             _ => {}
         }
         let commit = view.steps.get("commit");
@@ -409,6 +428,28 @@ mod tests {
         // An op without an answer may have applied.
         let events = vec![event("start", Outcome::Ok, 201), event("register_package", Outcome::Unknown, 503)];
         assert!(check(&events, &observed(vec![l2("open", 2, None)], None)).passed());
+    }
+
+    #[test]
+    fn a_not_found_after_an_unanswered_attempt_is_not_a_refusal() {
+        let events = vec![
+            event("start", Outcome::Ok, 201),
+            event("register_package", Outcome::Unknown, 503),
+            event("register_package", Outcome::Refused, 404),
+        ];
+        let verdict = check(&events, &observed(vec![l2("open", 2, None)], None));
+        assert!(verdict.passed(), "{:?}", verdict.violations);
+        assert_eq!(verdict.counts.ops_unknown, 1);
+    }
+
+    #[test]
+    fn unreadable_nodes_are_reported_as_such_not_as_losses() {
+        let mut down = observed(vec![Err("connection refused".into())], None);
+        for answer in down.l1.get_mut(ID).unwrap().values_mut() {
+            *answer = Err("connection refused".into());
+        }
+        let verdict = check(&history("T1"), &down);
+        assert_eq!(kinds(&verdict), ["unreadable", "unreadable"]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! What the clients were told: one event per HTTP attempt, in the order attempts completed.
-//! Written as JSON lines (`history.jsonl`) and read back by the checker.
+//! Written as JSON lines (`history.jsonl`), one event per line.
 
 use std::{io::Write, path::Path};
 
@@ -61,13 +61,4 @@ pub fn write_jsonl(path: &Path, events: &[Event]) -> std::io::Result<()> {
         file.write_all(b"\n")?;
     }
     file.flush()
-}
-
-pub fn read_jsonl(path: &Path) -> Result<Vec<Event>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1)))
-        .collect()
 }

@@ -70,13 +70,16 @@ pub struct CampaignResult {
 const DRAIN: Duration = Duration::from_secs(60);
 const SETTLE: Duration = Duration::from_secs(60);
 const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a wiped validator may take to sync the whole chain again.
+const RESYNC_TIMEOUT: Duration = Duration::from_secs(900);
 /// A degraded link: 10 % of what reaches the node lost, and a 1 Mbit/s bottleneck holding up
 /// to 300 ms of backlog.
 const DEGRADE_LOSS_PERCENT: u32 = 10;
 const DEGRADE_RATE_KBIT: u32 = 1000;
 const DEGRADE_QUEUE_MS: u32 = 300;
-/// Each node's own disk when disks are to fill up: room for a long campaign's blocks.
-const NODE_DISK_MIB: u64 = 512;
+/// Each node's own disks when disks are to fill up: room for a long campaign's blocks (a full
+/// disk takes this much memory twice, as each is a tmpfs).
+const NODE_DISK_MIB: u64 = 128;
 /// How long a node whose disk was full may take to be live again: the liveness check's 30 s
 /// stall limit, the watchdog's restart and a catch-up.
 const FULL_DISK_RECOVERY: Duration = Duration::from_secs(75);
@@ -140,35 +143,72 @@ async fn campaign(devnet: &mut Devnet, options: &ChaosOptions) -> Result<Campaig
         (0..options.workers).map(|id| tokio::spawn(client::run_worker(id, plan.clone(), recorder.clone()))).collect();
 
     let mut windows = Vec::new();
-    for fault in &schedule {
-        tokio::time::sleep_until((started + fault.at).into()).await;
+    let faults = run_faults(devnet, &schedule, &targets, &recorder, started, &mut windows).await;
+    if let Err(err) = &faults {
+        eprintln!("[chaos] {:>6} ms  the fault phase stopped: {err}", recorder.now_ms());
+    }
+    tokio::time::sleep_until((started + options.phase).into()).await;
+    let end = async {
         restart_exited(devnet, &recorder).await?;
+        devnet.start_all(START_TIMEOUT).await.map_err(ChaosError::from)
+    };
+    let ended = end.await;
+    let phase_end_ms = recorder.now_ms();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let result = judge(devnet, options, &recorder, &schedule, &windows, phase_end_ms).await;
+    // Whatever stopped the campaign, the history and what could be judged are written first.
+    faults?;
+    ended?;
+    result
+}
+
+/// Applies and heals the schedule's faults in turn.
+async fn run_faults(
+    devnet: &mut Devnet,
+    schedule: &[ScheduledFault],
+    targets: &Targets,
+    recorder: &Recorder,
+    started: Instant,
+    windows: &mut Vec<FaultWindow>,
+) -> Result<(), ChaosError> {
+    for fault in schedule {
+        tokio::time::sleep_until((started + fault.at).into()).await;
+        restart_exited(devnet, recorder).await?;
         let label = fault.kind.as_str();
         let from_ms = recorder.now_ms();
         eprintln!("[chaos] {:>6} ms  {label} on {}", from_ms, fault.target);
         recorder.set_fault(label);
         let own_height = node_height(devnet, &fault.target).await;
-        if apply(devnet, fault, &targets, own_height)? {
+        // Logs are appended to: what this fault left starts here.
+        let logs_from = LogOffsets::now(devnet, &fault.target);
+        if apply(devnet, fault, targets, own_height)? {
             // Not waited for: a Byzantine node is expected to stop before it is ready. It
             // first replays what its store lost honestly; the fault lasts from its divergence.
             devnet.launch(std::slice::from_ref(&fault.target), START_TIMEOUT).await?;
-            wait_for_divergence(devnet, &fault.target).await;
+            wait_for_divergence(devnet, &fault.target, &logs_from).await;
         }
         tokio::time::sleep(fault.lasts).await;
-        let note = evidence(devnet, fault).await;
-        heal(devnet, fault, &recorder).await?;
+        let note = evidence(devnet, fault, &logs_from).await;
+        heal(devnet, fault, recorder).await?;
         recorder.set_fault("none");
         let healed_ms = recorder.now_ms();
         windows.push(FaultWindow { kind: fault.kind, target: fault.target.clone(), from_ms, healed_ms, note });
     }
-    tokio::time::sleep_until((started + options.phase).into()).await;
-    restart_exited(devnet, &recorder).await?;
-    devnet.start_all(START_TIMEOUT).await?;
-    let phase_end_ms = recorder.now_ms();
-    for worker in workers {
-        let _ = worker.await;
-    }
+    Ok(())
+}
 
+/// Reads every node, checks the history against it, and writes the history, the verdict and
+/// the report.
+async fn judge(
+    devnet: &mut Devnet,
+    options: &ChaosOptions,
+    recorder: &Recorder,
+    schedule: &[ScheduledFault],
+    windows: &[FaultWindow],
+    phase_end_ms: u64,
+) -> Result<CampaignResult, ChaosError> {
     let events = recorder.events();
     let session_ids: Vec<String> = {
         let mut ids: Vec<String> = events.iter().filter_map(|e| e.session_id.clone()).collect();
@@ -180,7 +220,7 @@ async fn campaign(devnet: &mut Devnet, options: &ChaosOptions) -> Result<Campaig
     // SETTLE has passed.
     let settle_until = Instant::now() + SETTLE;
     let verdict = loop {
-        restart_exited(devnet, &recorder).await?;
+        restart_exited(devnet, recorder).await?;
         let observed = observe(devnet, &session_ids).await;
         let verdict = check(&events, &observed);
         if verdict.passed() || Instant::now() > settle_until {
@@ -201,7 +241,7 @@ async fn campaign(devnet: &mut Devnet, options: &ChaosOptions) -> Result<Campaig
     });
     std::fs::write(&verdict_path, serde_json::to_vec_pretty(&verdict_json).expect("verdict serializes"))
         .map_err(io(&verdict_path))?;
-    let report = report::render(options, &events, &windows, phase_end_ms, &verdict);
+    let report = report::render(options, &events, windows, phase_end_ms, &verdict);
     let report_path = out.join("report.md");
     std::fs::write(&report_path, &report).map_err(io(&report_path))?;
     Ok(CampaignResult { verdict, report, out: out.clone() })
@@ -303,7 +343,15 @@ async fn heal(devnet: &mut Devnet, fault: &ScheduledFault, recorder: &Recorder) 
             let deadline = Instant::now() + FULL_DISK_RECOVERY;
             loop {
                 restart_exited(devnet, recorder).await?;
-                if !behind_peers(devnet, &fault.target).await || Instant::now() > deadline {
+                if !behind_peers(devnet, &fault.target).await {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let at = recorder.now_ms();
+                    eprintln!(
+                        "[chaos] {at:>6} ms  {}: still behind its peers after {FULL_DISK_RECOVERY:?}",
+                        fault.target
+                    );
                     break;
                 }
                 tokio::time::sleep(Duration::from_secs(2)).await;
@@ -315,7 +363,8 @@ async fn heal(devnet: &mut Devnet, fault: &ScheduledFault, recorder: &Recorder) 
             devnet.kill_process(&fault.target, NodeProcess::Both)?;
             devnet.set_fault(&fault.target, None)?;
             devnet.reset_state(&fault.target)?;
-            devnet.start(std::slice::from_ref(&fault.target), START_TIMEOUT).await?;
+            // It syncs the whole chain again (there is no state sync): the next fault waits.
+            devnet.start(std::slice::from_ref(&fault.target), RESYNC_TIMEOUT).await?;
         }
         FaultKind::IsolateL1 | FaultKind::IsolateL2 | FaultKind::SplitL1 | FaultKind::CutL2FromL1 => {
             if let Some(netns) = devnet.netns() {
@@ -331,24 +380,48 @@ async fn heal(devnet: &mut Devnet, fault: &ScheduledFault, recorder: &Recorder) 
     Ok(())
 }
 
-/// True when a peer of `name`'s CometBFT is more than one height ahead of it (one is the
-/// ordinary lag of a block being applied), or its CometBFT does not answer.
+/// True when a peer of `name`'s CometBFT is at least two blocks past what it has committed, or
+/// its CometBFT does not answer (the liveness check's measure, see `/healthz`).
 async fn behind_peers(devnet: &Devnet, name: &str) -> bool {
     let Some(node) = devnet.node(name) else { return false };
     let rpc = bftws_framework::cometbft::CometRpc::new(node.rpc_url.clone(), Duration::from_secs(2));
-    match rpc.consensus_heights().await {
-        Ok(heights) => heights.peer_ahead().is_some_and(|peer| peer > heights.own + 1),
-        Err(_) => true,
+    match (rpc.status().await, rpc.consensus_heights().await) {
+        (Ok(status), Ok(heights)) => heights.peer_ahead_of_committed(status.latest_height).is_some(),
+        _ => true,
+    }
+}
+
+/// Where a node's two logs ended when a fault began.
+struct LogOffsets {
+    app: (PathBuf, u64),
+    cometbft: (PathBuf, u64),
+}
+
+impl LogOffsets {
+    fn now(devnet: &Devnet, name: &str) -> Self {
+        let at = |file: &str| {
+            let path = devnet.node(name).map(|n| n.dir().join(file)).unwrap_or_default();
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            (path, len)
+        };
+        Self { app: at("app.log"), cometbft: at("cometbft.log") }
+    }
+
+    /// What was appended to a log since.
+    fn since((path, offset): &(PathBuf, u64)) -> String {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        String::from_utf8_lossy(bytes.get(*offset as usize..).unwrap_or_default()).into_owned()
     }
 }
 
 /// Waits (up to [`START_TIMEOUT`]) until a Byzantine node has applied its first wrong block.
-async fn wait_for_divergence(devnet: &Devnet, name: &str) {
-    let Some(node) = devnet.node(name) else { return };
-    let log = node.dir().join("app.log");
+async fn wait_for_divergence(devnet: &Devnet, name: &str, logs_from: &LogOffsets) {
+    if devnet.node(name).is_none() {
+        return;
+    }
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
-        if std::fs::read_to_string(&log).is_ok_and(|text| text.contains("BYZANTINE TEST MODE")) {
+        if LogOffsets::since(&logs_from.app).contains("BYZANTINE TEST MODE") {
             return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -378,19 +451,18 @@ async fn l1_height(devnet: &Devnet) -> u64 {
 
 /// What the fault left in the target's logs that an operator would look for: for a diverged
 /// validator, CometBFT's refusal of the quorum's block and the height it stopped at.
-async fn evidence(devnet: &Devnet, fault: &ScheduledFault) -> Option<String> {
+async fn evidence(devnet: &Devnet, fault: &ScheduledFault, logs_from: &LogOffsets) -> Option<String> {
     if fault.kind != FaultKind::ByzantineL1 {
         return None;
     }
     let node = devnet.node(&fault.target)?;
-    let log = std::fs::read_to_string(node.dir().join("cometbft.log")).unwrap_or_default();
+    let log = LogOffsets::since(&logs_from.cometbft);
     let refusal = log
         .lines()
         .rev()
         .find_map(|line| line.find("wrong Block.Header.AppHash").map(|at| line[at..].trim_end_matches('"').to_owned()))
         .unwrap_or_else(|| {
-            let app_log = std::fs::read_to_string(node.dir().join("app.log")).unwrap_or_default();
-            if app_log.contains("BYZANTINE TEST MODE") {
+            if LogOffsets::since(&logs_from.app).contains("BYZANTINE TEST MODE") {
                 "it diverged, but its log holds no app hash refusal yet".into()
             } else {
                 "it applied no block of its faulty height within the fault".into()
