@@ -96,10 +96,10 @@ unit: dev-build console-test-deps chaos-deps
 chaos-deps:
 	./scripts/install-chaos-deps.sh
 
-## chaos: the long fault campaign (root): 30 minutes of every fault kind on a 4 + 4 devnet with
+## chaos: the long fault campaign (root): 15 minutes of every fault kind on a 4 + 4 devnet with
 ## each node in its own network namespace, judged by the checker; report in bench/results/chaos
 CHAOS_SEED ?= 1
-CHAOS_SECONDS ?= 1800
+CHAOS_SECONDS ?= 900
 chaos: setup dev-build chaos-deps
 	$(DEV_BIN)/bftws-node chaos --netns --seed $(CHAOS_SEED) --seconds $(CHAOS_SECONDS) --workers 8 \
 		--dir .chaos --out bench/results/chaos
