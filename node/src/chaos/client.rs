@@ -155,23 +155,10 @@ impl Worker {
                 .client
                 .post_with_headers(&format!("{api}{path}"), Some(token), &[("idempotency-key", &key)], &body)
                 .await;
-            let mut event = Event {
-                worker: self.id,
-                session: session.to_owned(),
-                session_id: session_id.map(str::to_owned),
-                step: step.to_owned(),
-                key: Some(key.clone()),
-                attempt,
-                node,
-                invoked_ms,
-                completed_ms: self.recorder.now_ms(),
-                outcome: Outcome::Unknown,
-                status: 0,
-                error: None,
-                session_status: None,
-                receipt: None,
-                fault,
-            };
+            let mut event = Event::attempt(self.id, session, step, attempt, node, invoked_ms, fault);
+            event.session_id = session_id.map(str::to_owned);
+            event.key = Some(key.clone());
+            event.completed_ms = self.recorder.now_ms();
             let mut wait = Duration::from_millis(300);
             let end = match reply {
                 Ok(reply) => {
@@ -223,23 +210,9 @@ impl Worker {
             let fault = self.recorder.fault();
             let invoked_ms = self.recorder.now_ms();
             let reply = self.client.get(&format!("{api}/v1/sessions/{id}"), Some(token)).await;
-            let mut event = Event {
-                worker: self.id,
-                session: session.to_owned(),
-                session_id: Some(id.to_owned()),
-                step: "poll".into(),
-                key: None,
-                attempt,
-                node,
-                invoked_ms,
-                completed_ms: self.recorder.now_ms(),
-                outcome: Outcome::Unknown,
-                status: 0,
-                error: None,
-                session_status: None,
-                receipt: None,
-                fault,
-            };
+            let mut event = Event::attempt(self.id, session, "poll", attempt, node, invoked_ms, fault);
+            event.session_id = Some(id.to_owned());
+            event.completed_ms = self.recorder.now_ms();
             let mut settled = None;
             match reply {
                 Ok(reply) => {

@@ -54,6 +54,37 @@ pub struct Event {
     pub fault: String,
 }
 
+impl Event {
+    /// An attempt sent at `invoked_ms`, with no answer yet (completed at once, outcome unknown).
+    pub(crate) fn attempt(
+        worker: usize,
+        session: &str,
+        step: &str,
+        attempt: u32,
+        node: String,
+        invoked_ms: u64,
+        fault: String,
+    ) -> Self {
+        Self {
+            worker,
+            session: session.to_owned(),
+            session_id: None,
+            step: step.to_owned(),
+            key: None,
+            attempt,
+            node,
+            invoked_ms,
+            completed_ms: invoked_ms,
+            outcome: Outcome::Unknown,
+            status: 0,
+            error: None,
+            session_status: None,
+            receipt: None,
+            fault,
+        }
+    }
+}
+
 pub fn write_jsonl(path: &Path, events: &[Event]) -> std::io::Result<()> {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
     for event in events {
