@@ -434,14 +434,13 @@ async fn wait_for_divergence(devnet: &Devnet, name: &str, logs_from: &LogOffsets
 
 /// The height `name`'s CometBFT reports (0 when it does not answer).
 async fn node_height(devnet: &Devnet, name: &str) -> u64 {
-    let Some(node) = devnet.node(name) else { return 0 };
-    let client = JsonClient::new(Duration::from_secs(2));
-    match client.get(&format!("{}/status", node.rpc_url), None).await {
-        Ok(reply) => {
-            reply.body["result"]["sync_info"]["latest_block_height"].as_str().and_then(|h| h.parse().ok()).unwrap_or(0)
-        }
-        Err(_) => 0,
-    }
+    reported_height(devnet, name).await.unwrap_or(0)
+}
+
+/// The height `name`'s CometBFT reports in `/status`, if it answers.
+async fn reported_height(devnet: &Devnet, name: &str) -> Option<u64> {
+    let rpc = bftws_framework::cometbft::CometRpc::new(devnet.node(name)?.rpc_url.clone(), Duration::from_secs(2));
+    rpc.status().await.ok().map(|status| status.latest_height)
 }
 
 /// The highest height any L1 node's CometBFT reports (0 when none answers).
@@ -472,10 +471,9 @@ async fn evidence(devnet: &Devnet, fault: &ScheduledFault, logs_from: &LogOffset
                 "it applied no block of its faulty height within the fault".into()
             }
         });
-    let client = JsonClient::new(Duration::from_secs(2));
-    let stuck_at = match client.get(&format!("{}/status", node.rpc_url), None).await {
-        Ok(reply) => reply.body["result"]["sync_info"]["latest_block_height"].as_str().unwrap_or("?").to_owned(),
-        Err(_) => "? (its CometBFT does not answer)".to_owned(),
+    let stuck_at = match reported_height(devnet, &node.name).await {
+        Some(height) => height.to_string(),
+        None => "? (its CometBFT does not answer)".to_owned(),
     };
     let network = l1_height(devnet).await;
     Some(format!("stopped at height {stuck_at} while L1 went on to {network}; {refusal}"))
@@ -484,50 +482,45 @@ async fn evidence(devnet: &Devnet, fault: &ScheduledFault, logs_from: &LogOffset
 /// Reads every session the history names from every node of both layers.
 async fn observe(devnet: &Devnet, session_ids: &[String]) -> Observed {
     let client = JsonClient::new(Duration::from_secs(5));
-    let token = Some("demo-auditor");
     let mut observed = Observed::default();
     for id in session_ids {
         let mut l2 = BTreeMap::new();
         for node in devnet.layer(Layer::L2) {
-            let answer = client.get(&format!("{}/v1/sessions/{id}", node.api_url), token).await;
-            let observation: Observation<L2Session> = match answer {
-                Ok(reply) if reply.status == 200 => {
-                    let data = &reply.body["data"];
-                    Ok(Some(L2Session {
-                        status: data["status"].as_str().unwrap_or_default().to_owned(),
-                        ops: data["ops"].as_u64().unwrap_or_default(),
-                        receipt: non_null(&data["receipt"]).and_then(Receipt::from_json),
-                    }))
-                }
-                Ok(reply) if reply.status == 404 => Ok(None),
-                Ok(reply) => Err(format!("HTTP {}: {}", reply.status, reply.body)),
-                Err(err) => Err(err.to_string()),
-            };
+            let observation = read(&client, &format!("{}/v1/sessions/{id}", node.api_url), |data| {
+                Ok(L2Session {
+                    status: data["status"].as_str().unwrap_or_default().to_owned(),
+                    ops: data["ops"].as_u64().unwrap_or_default(),
+                    receipt: non_null(&data["receipt"]).and_then(Receipt::from_json),
+                })
+            })
+            .await;
             l2.insert(node.name.clone(), observation);
         }
         observed.l2.insert(id.clone(), l2);
         let mut l1 = BTreeMap::new();
         for node in devnet.layer(Layer::L1) {
-            let answer = client.get(&format!("{}/v1/l1/sessions/{id}", node.api_url), token).await;
-            let observation: Observation<L1Entry> = match answer {
-                Ok(reply) if reply.status == 200 => {
-                    let data = &reply.body["data"];
-                    match Receipt::from_json(&data["receipt"]) {
-                        Some(receipt) => {
-                            Ok(Some(L1Entry { receipt, op_count: data["ledger"]["op_count"].as_u64().unwrap_or(0) }))
-                        }
-                        None => Err(format!("a ledger answer without a receipt: {data}")),
-                    }
-                }
-                Ok(reply) if reply.status == 404 => Ok(None),
-                Ok(reply) => Err(format!("HTTP {}: {}", reply.status, reply.body)),
-                Err(err) => Err(err.to_string()),
-            };
+            let observation = read(&client, &format!("{}/v1/l1/sessions/{id}", node.api_url), |data| {
+                let receipt = Receipt::from_json(&data["receipt"])
+                    .ok_or_else(|| format!("a ledger answer without a receipt: {data}"))?;
+                Ok(L1Entry { receipt, op_count: data["ledger"]["op_count"].as_u64().unwrap_or(0) })
+            })
+            .await;
             l1.insert(node.name.clone(), observation);
         }
         observed.l1.insert(id.clone(), l1);
     }
     observed
+}
+
+/// One node's answer about one session: its `data` parsed on 200, none on 404, an error for
+/// anything else (the node could not be read).
+async fn read<T>(client: &JsonClient, url: &str, parse: impl Fn(&Value) -> Result<T, String>) -> Observation<T> {
+    match client.get(url, Some("demo-auditor")).await {
+        Ok(reply) if reply.status == 200 => parse(&reply.body["data"]).map(Some),
+        Ok(reply) if reply.status == 404 => Ok(None),
+        Ok(reply) => Err(format!("HTTP {}: {}", reply.status, reply.body)),
+        Err(err) => Err(err.to_string()),
+    }
 }
 
 fn non_null(value: &Value) -> Option<&Value> {
